@@ -1,0 +1,169 @@
+"""The data a scenario stages into the world: DNS records, certificates, peers and their scripts.
+
+These models are both the schema of the ``world:`` section of a scenario file (validated on
+load, unknown keys rejected) and the configuration the peers consume, so a behaviour is
+described once. Host names may contain the placeholder ``{domain}``, the scenario's own
+recipient domain, which the world fills in when it stages the scenario; they are plain
+names (no trailing dot) after that.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Spec(BaseModel):
+    """Base of every scenario-file model: immutable, and unknown keys are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CertProfile(StrEnum):
+    """The kinds of leaf certificate the world's CA mints (see ``conformance.world.ca``)."""
+
+    VALID = "valid"  # chains to the trusted root, SAN dNSName = the names
+    EXPIRED = "expired"  # notAfter in the past
+    NOT_YET_VALID = "not-yet-valid"  # notBefore in the future
+    WRONG_NAME = "wrong-name"  # valid, but for a name unrelated to the host
+    WILDCARD = "wildcard"  # SAN "*.<parent of the first name>"
+    CN_ONLY = "cn-only"  # the name only in the subject CN, no SAN
+    SELF_SIGNED = "self-signed"  # issuer = subject, no CA
+    UNTRUSTED_CA = "untrusted-ca"  # chains to the world's untrusted root
+    WEAK_KEY = "weak-key"  # RSA 1024
+    SRV_ID = "srv-id"  # SAN otherName SRVName (RFC 4985) for each srv_ids entry, plus DNS names
+    XMPP_ADDR = "xmpp-addr"  # SAN otherName id-on-xmppAddr for each xmpp_addrs entry, plus DNS names
+
+
+class CertSpec(Spec):
+    profile: CertProfile = CertProfile.VALID
+    # The names the certificate is for; empty means "the host's own name".
+    names: tuple[str, ...] = ()
+    srv_ids: tuple[str, ...] = ()  # e.g. "_xmpp-server.example.test"
+    xmpp_addrs: tuple[str, ...] = ()
+
+
+class Reply(Spec):
+    """An SMTP reply: code, text lines (enhanced status code included in the text if wanted)."""
+
+    code: int = Field(ge=200, le=599)
+    text: str = ""
+
+
+TlsVersionName = Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+
+
+class SmtpBehaviour(Spec):
+    """How a world SMTP peer (an MX host) behaves; every field has the well-behaved default."""
+
+    greeting: Reply = Reply(code=220, text="ESMTP world peer")
+    # Keywords of the EHLO reply before TLS, besides STARTTLS (controlled by ``starttls``).
+    ehlo_keywords: tuple[str, ...] = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8")
+    # Keywords after TLS; None means the same as before TLS.
+    ehlo_keywords_tls: tuple[str, ...] | None = None
+    starttls: bool = True  # advertise and accept STARTTLS
+    starttls_reply: Reply = Reply(code=220, text="2.0.0 Ready to start TLS")
+    cert: CertSpec = CertSpec()
+    tls_min: TlsVersionName = "TLSv1.2"
+    tls_max: TlsVersionName = "TLSv1.3"
+    mail_reply: Reply = Reply(code=250, text="2.1.0 OK")
+    rcpt_reply: Reply = Reply(code=250, text="2.1.5 OK")
+    data_reply: Reply = Reply(code=250, text="2.0.0 queued")
+    # Close the connection right after the greeting (the greeting may be a 421/554).
+    close_after_greeting: bool = False
+
+
+class MitmMode(StrEnum):
+    PASS = "pass"  # forward bytes untouched (still observes)
+    STRIP_STARTTLS = "strip-starttls"  # remove STARTTLS from EHLO replies; refuse the command with 502
+    STARTTLS_ERROR = "starttls-error"  # answer STARTTLS with 454 instead of forwarding it
+    INJECT_BEFORE_TLS = "inject-before-tls"  # send ``inject`` to the client right after the 220 to STARTTLS
+    INJECT_AFTER_TLS = "inject-after-tls"  # (server side) inject plaintext into the server stream after TLS
+
+
+class MitmSpec(Spec):
+    mode: MitmMode = MitmMode.PASS
+    inject: str = ""
+
+
+class MxHost(Spec):
+    """One MX host of the scenario's recipient domain.
+
+    The world allocates a loopback address for it, publishes ``<name> A <address>`` and
+    ``<domain> MX <preference> <name>``, and runs an SMTP peer there (unless ``listen`` is
+    false: connection refused)."""
+
+    name: str  # e.g. "mx1.{domain}"
+    preference: int = Field(default=10, ge=0, le=65535)
+    listen: bool = True
+    smtp: SmtpBehaviour = SmtpBehaviour()
+    mitm: MitmSpec | None = None  # a man in the middle sits at the published address
+    publish_mx: bool = True  # False: only the A record (for hosts reached otherwise)
+
+
+RecordType = Literal["A", "AAAA", "MX", "TXT", "SRV", "CNAME", "TLSA"]
+
+
+class DnsRecord(Spec):
+    """A record in presentation form: TXT values are given unquoted, one string per list entry
+    (``["v=STSv1; ", "id=1"]`` is one record of two character-strings)."""
+
+    name: str
+    type: RecordType
+    value: str | tuple[str, ...]
+    ttl: int = Field(default=300, ge=0)
+
+
+class DnsFault(StrEnum):
+    SERVFAIL = "servfail"
+    NXDOMAIN = "nxdomain"
+    TIMEOUT = "timeout"  # never answer
+
+
+class DnsRule(Spec):
+    """A scripted fault for one name (and optionally one type)."""
+
+    name: str
+    type: RecordType | None = None
+    fault: DnsFault
+
+
+class DnsSpec(Spec):
+    records: tuple[DnsRecord, ...] = ()
+    faults: tuple[DnsRule, ...] = ()
+    # Answers for the scenario's names carry the AD bit (as a validating resolver would set it).
+    dnssec: bool = False
+
+
+class HttpFault(StrEnum):
+    NONE = "none"
+    REDIRECT = "redirect"  # 301 to ``redirect_to``
+    SLOW_BODY = "slow-body"  # headers at once, then the body a byte per ``slow_interval_s``
+    RESET = "reset"  # close the TCP connection after reading the request
+    REFUSE = "refuse"  # nothing listens (the host's address is unreachable)
+
+
+class PolicyHost(Spec):
+    """An HTTPS host serving ``/.well-known/mta-sts.txt`` (or any path) for one name."""
+
+    name: str  # e.g. "mta-sts.{domain}"
+    path: str = "/.well-known/mta-sts.txt"
+    status: int = Field(default=200, ge=100, le=599)
+    content_type: str | None = "text/plain"  # None: no Content-Type header
+    body: str = ""
+    pad_to_bytes: int = Field(default=0, ge=0)  # pad the body with trailing comment lines to this size
+    fault: HttpFault = HttpFault.NONE
+    redirect_to: str = ""
+    slow_interval_s: float = Field(default=0.0, ge=0)
+    cert: CertSpec = CertSpec()
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+class WorldSpec(Spec):
+    """Everything a scenario stages."""
+
+    mx: tuple[MxHost, ...] = ()
+    dns: DnsSpec = DnsSpec()
+    policy_hosts: tuple[PolicyHost, ...] = ()
