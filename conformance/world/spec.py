@@ -79,8 +79,9 @@ class MitmMode(StrEnum):
     PASS = "pass"  # forward bytes untouched (still observes)
     STRIP_STARTTLS = "strip-starttls"  # remove STARTTLS from EHLO replies; refuse the command with 502
     STARTTLS_ERROR = "starttls-error"  # answer STARTTLS with 454 instead of forwarding it
-    INJECT_BEFORE_TLS = "inject-before-tls"  # send ``inject`` to the client right after the 220 to STARTTLS
-    INJECT_AFTER_TLS = "inject-after-tls"  # (server side) inject plaintext into the server stream after TLS
+    # Plaintext injected around the upgrade, the bug class of RFC 8314 Appendix A (CVE-2011-0411):
+    INJECT_COMMANDS = "inject-commands"  # append ``inject`` to the client's STARTTLS line, towards the server
+    INJECT_REPLIES = "inject-replies"  # append ``inject`` to the server's 220 to STARTTLS, towards the client
 
 
 class MitmSpec(Spec):
