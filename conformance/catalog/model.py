@@ -1,0 +1,173 @@
+"""The scenario schema: what one catalog entry says, validated when the catalog loads.
+
+A scenario names the requirement(s) it checks (ids of the inventory), the role the SUT
+plays, the world it stages (``conformance.world.spec``), the stimulus, the expected
+observations, and the mutants (broken variants of the reference) it must catch.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from conformance.world.spec import Spec, WorldSpec
+
+
+class Role(StrEnum):
+    """What the SUT is in a scenario."""
+
+    SENDING_MTA = "sending-mta"  # the SUT delivers a message into the world
+    RECEIVING_MTA = "receiving-mta"  # the world's probe connects to the SUT as an SMTP client
+
+
+# ---------------------------------------------------------------- stimuli
+
+
+class SendMessage(Spec):
+    """Inject a message into the SUT through its submission endpoint, as a user would."""
+
+    kind: Literal["send-message"]
+    sender: str = "alice@{sender_domain}"
+    recipients: tuple[str, ...] = ("bob@{domain}",)
+    subject: str = "MailTLS conformance probe"
+    body: str = "This message was sent by a MailTLS conformance scenario.\r\n"
+    mail_params: tuple[str, ...] = ()
+
+
+class Probe(Spec):
+    """Run a named probe (``conformance.drivers.probes``) against the SUT's SMTP server."""
+
+    kind: Literal["probe"]
+    probe: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+Stimulus = Annotated[SendMessage | Probe, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- expectations
+
+
+class Check(Spec):
+    """Common to every expectation: which requirement it stands for (default: the scenario's
+    first), and a one-line explanation shown with the verdict."""
+
+    requirement: str | None = None
+    because: str = ""
+
+
+class Delivered(Check):
+    """The message reached a world MX (``host``, or any), over TLS if ``tls`` says so."""
+
+    check: Literal["delivered"]
+    host: str | None = None
+    tls: bool | None = None
+
+
+class NotDelivered(Check):
+    """The message never reached ``host`` (or any world MX) before the deadline, or before the
+    SUT reported it settled (deferred or bounced) when the target can say so."""
+
+    check: Literal["not-delivered"]
+    host: str | None = None
+
+
+class FirstContact(Check):
+    """The first SMTP connection the SUT opened for this scenario went to ``host``."""
+
+    check: Literal["first-contact"]
+    host: str
+
+
+class Contacted(Check):
+    """The SUT opened an SMTP connection to ``host`` (whatever happened next)."""
+
+    check: Literal["contacted"]
+    host: str
+
+
+class TlsRecord(Check):
+    """The SUT recorded this TLS session result for ``host`` (RFC 8460 section 4.3 result
+    types, or ``success``); needs a target that exposes its records (claim ``tls-records``)."""
+
+    check: Literal["tls-record"]
+    host: str
+    result: str
+
+
+class Fact(Check):
+    """A fact a probe established about the SUT compares as stated."""
+
+    check: Literal["fact"]
+    fact: str
+    equals: Any = None
+    one_of: tuple[Any, ...] | None = Field(default=None, alias="in")
+    not_in: tuple[Any, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> Fact:
+        given = [self.equals is not None, self.one_of is not None, self.not_in is not None]
+        if sum(given) != 1:
+            raise ValueError("a fact check needs exactly one of `equals`, `in`, `not_in`")
+        return self
+
+
+Expectation = Annotated[
+    Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | Fact,
+    Field(discriminator="check"),
+]
+
+SENDING_CHECKS = {"delivered", "not-delivered", "first-contact", "contacted", "tls-record"}
+RECEIVING_CHECKS = {"fact"}
+
+
+# ---------------------------------------------------------------- mutants and scenarios
+
+
+class MutantExpectation(Spec):
+    """A mutant this scenario must catch, and the verdict it must give it."""
+
+    name: str
+    verdict: Literal["FAIL", "WARN"] = "FAIL"
+
+
+class Scenario(Spec):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9.-]*)+$", max_length=120)
+    title: str = Field(min_length=5, max_length=160)
+    description: str = ""
+    requirements: tuple[str, ...] = Field(min_length=1)
+    role: Role
+    needs: tuple[str, ...] = ()  # features the SUT must claim, else the verdict is N/A
+    world: WorldSpec = WorldSpec()
+    stimulus: Stimulus
+    expect: tuple[Expectation, ...] = Field(min_length=1)
+    mutants: tuple[MutantExpectation, ...] = Field(min_length=1)
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mutant_shorthand(cls, data: Any) -> Any:
+        """``mutants: [name, ...]`` is short for ``[{name: name, verdict: FAIL}, ...]``."""
+        if isinstance(data, dict) and isinstance(data.get("mutants"), list):
+            data = dict(data)
+            data["mutants"] = [{"name": m} if isinstance(m, str) else m for m in data["mutants"]]
+        return data
+
+    @model_validator(mode="after")
+    def _checks_fit_role(self) -> Scenario:
+        allowed = SENDING_CHECKS if self.role is Role.SENDING_MTA else RECEIVING_CHECKS
+        for check in self.expect:
+            if check.check not in allowed:
+                raise ValueError(f"check {check.check!r} does not apply to role {self.role.value}")
+        stimulus_kind = "send-message" if self.role is Role.SENDING_MTA else "probe"
+        if self.stimulus.kind != stimulus_kind:
+            raise ValueError(f"role {self.role.value} takes a {stimulus_kind!r} stimulus")
+        return self
+
+
+class CatalogFile(Spec):
+    """One file of the catalog: a list of scenarios."""
+
+    scenarios: tuple[Scenario, ...] = Field(min_length=1)

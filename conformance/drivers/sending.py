@@ -1,0 +1,154 @@
+"""Driver for scenarios where the SUT is a sending MTA.
+
+The driver injects one message into the SUT's submission endpoint, then watches the world:
+which MX hosts the SUT connected to, over what TLS, where the message arrived. It decides
+each check as soon as the observations settle it; the SUT's own word that a message is
+settled (when the target can give it) ends the wait early too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from conformance.catalog.model import SendMessage
+from conformance.drivers.checks import Context, Decision, SendingCheck, evaluate_sending, session_lines
+from conformance.drivers.smtpwire import WireClient, WireError
+from conformance.targets.base import Target
+from conformance.world.observe import DnsQuery, HttpRequest, MitmAction, ObservationLog, SmtpSession
+from conformance.world.world import Stage
+
+
+class InjectionError(Exception):
+    """The SUT did not accept the scenario's message for delivery: the verdict is ERROR."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendingOutcome:
+    decisions: list[tuple[SendingCheck, Decision]]
+    evidence: list[str]
+
+
+def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tuple[str, list[str], bytes, str]:
+    sender = stage.expand(stimulus.sender)
+    recipients = [stage.expand(r) for r in stimulus.recipients]
+    message_id = f"<{secrets.token_hex(8)}.{stage.domain}@mailtls.test>"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = f"{stimulus.subject} [{scenario_id}]"
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id
+    msg.set_content(stimulus.body)
+    return sender, recipients, msg.as_bytes().replace(b"\n", b"\r\n"), message_id
+
+
+async def inject(endpoint: tuple[str, int], sender: str, recipients: list[str], data: bytes,
+                 params: tuple[str, ...], timeout: float) -> list[str]:
+    """Submit the message as a user would (plain SMTP to the submission endpoint)."""
+    try:
+        client = await WireClient.connect(*endpoint, timeout=timeout)
+    except WireError as exc:
+        raise InjectionError(str(exc)) from exc
+    try:
+        greeting = await client.reply()
+        if greeting.code != 220:
+            raise InjectionError(f"submission greeting {greeting.code} {greeting.text}")
+        if (reply := await client.command("EHLO inject.mailtls.test")).code != 250:
+            raise InjectionError(f"EHLO refused: {reply.code} {reply.text}")
+        mail = f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params)
+        if (reply := await client.command(mail)).code != 250:
+            raise InjectionError(f"MAIL refused: {reply.code} {reply.text}")
+        for rcpt in recipients:
+            if (reply := await client.command(f"RCPT TO:<{rcpt}>")).code not in (250, 251):
+                raise InjectionError(f"RCPT refused: {reply.code} {reply.text}")
+        if (reply := await client.command("DATA")).code != 354:
+            raise InjectionError(f"DATA refused: {reply.code} {reply.text}")
+        body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in data.split(b"\r\n"))
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        await client.send_raw(body + b".\r\n")
+        if (reply := await client.reply()).code != 250:
+            raise InjectionError(f"message refused: {reply.code} {reply.text}")
+        with contextlib.suppress(WireError):
+            await client.command("QUIT")
+        return [f"injected via {endpoint[0]}:{endpoint[1]}: {reply.code} {reply.text}"]
+    except WireError as exc:
+        raise InjectionError(f"submission failed: {exc}") from exc
+    finally:
+        await client.close()
+
+
+def story(log: ObservationLog) -> list[str]:
+    """The evidence of a sending scenario: what the SUT asked DNS, fetched, and said to whom."""
+    lines: list[str] = []
+    for event in log.events:
+        if isinstance(event, DnsQuery):
+            lines.append(f"dns {event.transport} {event.qtype} {event.qname} -> {event.rcode} ({event.answers})")
+        elif isinstance(event, HttpRequest):
+            lines.append(f"https {event.method} https://{event.host}{event.target} sni={event.sni} -> {event.status}")
+        elif isinstance(event, MitmAction):
+            lines.append(f"attacker at {event.host}: {event.action} {event.detail}".rstrip())
+        elif isinstance(event, SmtpSession):
+            lines.extend(session_lines(event))
+    return lines
+
+
+async def run_sending(
+    stimulus: SendMessage,
+    checks: list[SendingCheck],
+    stage: Stage,
+    target: Target,
+    scenario_id: str,
+    deadline: float,
+) -> SendingOutcome:
+    endpoint = target.submission_endpoint()
+    if endpoint is None:
+        raise InjectionError("the target has no submission endpoint")
+    sender, recipients, data, message_id = build_message(stimulus, stage, scenario_id)
+    evidence = await inject(endpoint, sender, recipients, data, stimulus.mail_params,
+                            timeout=max(0.1, deadline - time.monotonic()))
+    settled: str | None = None
+
+    def context(final: bool) -> Context:
+        records = target.tls_records(stage.domain)
+        return Context(expand=stage.expand, sut_records=records, settled=settled)
+
+    def decide(log: ObservationLog, final: bool = False) -> list[Decision] | None:
+        ctx = context(final)
+        decisions = [evaluate_sending(c, log, ctx, final) for c in checks]
+        if all(d is not None for d in decisions):
+            return [d for d in decisions if d is not None]
+        return None
+
+    waiter = asyncio.ensure_future(stage.log.wait_for(decide, deadline))
+    settle = asyncio.ensure_future(target.settled(message_id, deadline)) if target.can_settle else None
+    try:
+        pending = {waiter} | ({settle} if settle else set())
+        done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        result = waiter.result() if waiter in done else None
+        if result is None and settle is not None and settle in done:
+            settled = settle.result()
+            result = decide(stage.log, final=settled is None)
+            if result is None:
+                # Settled, yet a check still waits for something (e.g. a TLS record being
+                # written): give the log until the deadline, then judge what is there.
+                result = await stage.log.wait_for(decide, deadline)
+        if result is None:
+            result = decide(stage.log, final=True)
+    finally:
+        for task in (waiter, settle):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    assert result is not None
+    evidence += story(stage.log)
+    if settled:
+        evidence.append(f"the SUT reports the message {settled}")
+    return SendingOutcome(decisions=list(zip(checks, result, strict=True)), evidence=evidence)

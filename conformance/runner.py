@@ -1,0 +1,162 @@
+"""Running scenarios: stage, stimulate, judge, unstage; concurrently, each under a deadline.
+
+A scenario's failure to run (a setup problem, a crash in a peer, a hung SUT) costs that
+scenario an ERROR with the reason, never the run. Cancelling the run (Ctrl-C) stops the
+scenarios in flight; the results already decided are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Callable, Sequence
+
+from conformance.catalog.loader import CatalogEntry
+from conformance.catalog.model import Fact, Probe, Role, SendMessage
+from conformance.catalog.requirements import Inventory, Level
+from conformance.drivers.checks import Decision, check_fact
+from conformance.drivers.probes import PROBES, ProbeContext, ProbeError
+from conformance.drivers.sending import InjectionError, run_sending
+from conformance.errors import WorldError
+from conformance.targets.base import Target
+from conformance.verdict import CheckOutcome, ScenarioResult, Verdict, worst
+from conformance.world.world import World
+
+# Added to a scenario's own timeout for staging and tear-down, so a scenario whose checks
+# run to their deadline is still judged rather than cut off.
+_GRACE_S = 5.0
+
+
+def _verdict_for(decision: Decision, level: Level) -> Verdict:
+    if decision.ok:
+        return Verdict.PASS
+    return Verdict.FAIL if level.mandatory else Verdict.WARN
+
+
+def _result(entry: CatalogEntry, verdict: Verdict, started: float, *, outcomes: Sequence[CheckOutcome] = (),
+            evidence: Sequence[str] = (), reason: str = "") -> ScenarioResult:
+    return ScenarioResult(
+        id=entry.id,
+        title=entry.scenario.title,
+        rfc=entry.rfc,
+        section=entry.section,
+        level=entry.level.value,
+        role=entry.scenario.role.value,
+        requirements=entry.scenario.requirements,
+        verdict=verdict,
+        duration_s=round(time.monotonic() - started, 4),
+        outcomes=tuple(outcomes),
+        evidence=tuple(evidence),
+        reason=reason,
+        started_at=time.time(),
+    )
+
+
+def not_applicable(entry: CatalogEntry, target: Target) -> str | None:
+    scenario = entry.scenario
+    if scenario.role not in target.roles:
+        return f"the target does not play the {scenario.role.value} role"
+    missing = [n for n in scenario.needs if n not in target.claims]
+    if missing:
+        return f"the target does not claim {', '.join(missing)}"
+    return None
+
+
+async def run_scenario(entry: CatalogEntry, world: World, target: Target, inventory: Inventory) -> ScenarioResult:
+    started = time.monotonic()
+    reason = not_applicable(entry, target)
+    if reason is not None:
+        return _result(entry, Verdict.NA, started, reason=reason)
+    scenario = entry.scenario
+    try:
+        async with asyncio.timeout(scenario.timeout_s + _GRACE_S):
+            stage = await world.stage(scenario.id, scenario.world)
+            try:
+                deadline = time.monotonic() + scenario.timeout_s
+                pairs: list[tuple[str, str | None, Decision]]
+                evidence: list[str]
+                if isinstance(scenario.stimulus, SendMessage):
+                    sending = [c for c in scenario.expect if not isinstance(c, Fact)]
+                    outcome = await run_sending(scenario.stimulus, sending, stage, target, scenario.id, deadline)
+                    pairs = [(c.check, c.requirement, d) for c, d in outcome.decisions]
+                    evidence = outcome.evidence
+                else:
+                    assert isinstance(scenario.stimulus, Probe)
+                    pairs, evidence = await _run_probe(scenario.stimulus, entry, world, target, deadline)
+            finally:
+                await world.unstage(stage)
+    except TimeoutError:
+        return _result(entry, Verdict.ERROR, started, reason=f"no decision within {scenario.timeout_s + _GRACE_S:.0f} s")
+    except (InjectionError, ProbeError, WorldError) as exc:
+        return _result(entry, Verdict.ERROR, started, reason=str(exc))
+    except Exception as exc:  # a bug or a peer crash must cost one scenario, not the run
+        return _result(entry, Verdict.ERROR, started, reason=f"internal error: {exc!r}",
+                       evidence=traceback.format_exc().splitlines()[-12:])
+    outcomes = []
+    for check, req_id, decision in pairs:
+        requirement = inventory.by_id[req_id] if req_id else entry.primary
+        outcomes.append(
+            CheckOutcome(
+                check=check,
+                requirement=requirement.id,
+                level=requirement.level.value,
+                verdict=_verdict_for(decision, requirement.level),
+                detail=decision.detail,
+                evidence=decision.evidence,
+            )
+        )
+    verdict = worst([o.verdict for o in outcomes])
+    return _result(entry, verdict, started, outcomes=outcomes, evidence=evidence)
+
+
+async def _run_probe(stimulus: Probe, entry: CatalogEntry, world: World, target: Target,
+                     deadline: float) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
+    endpoint = target.smtp_endpoint()
+    if endpoint is None:
+        raise ProbeError("the target has no SMTP endpoint")
+    fn = PROBES.get(stimulus.probe)
+    if fn is None:
+        raise ProbeError(f"unknown probe {stimulus.probe!r}")
+    trust = endpoint.trust_file or world.info.trust_bundle
+    ctx = ProbeContext(endpoint=endpoint, trust_file=str(trust),
+                       timeout=max(0.1, deadline - time.monotonic()), options=dict(stimulus.options))
+    result = await fn(ctx)
+    facts = result.facts
+    pairs = []
+    for check in entry.scenario.expect:
+        assert isinstance(check, Fact)
+        pairs.append((check.check, check.requirement, check_fact(check, facts)))
+    evidence = [f"fact {k} = {v!r}" for k, v in sorted(facts.items())] + result.evidence
+    return pairs, evidence
+
+
+async def run_all(
+    entries: Sequence[CatalogEntry],
+    world: World,
+    target: Target,
+    inventory: Inventory,
+    *,
+    jobs: int = 1,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Run entries with at most ``jobs`` at once; results in catalog order. On cancellation
+    the results decided so far are returned through ``on_result`` before it propagates."""
+    semaphore = asyncio.Semaphore(max(1, jobs))
+    results: dict[str, ScenarioResult] = {}
+
+    async def one(entry: CatalogEntry) -> None:
+        async with semaphore:
+            result = await run_scenario(entry, world, target, inventory)
+        results[entry.id] = result
+        if on_result is not None:
+            on_result(result)
+
+    tasks = [asyncio.ensure_future(one(e)) for e in entries]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return [results[e.id] for e in entries if e.id in results]

@@ -1,0 +1,73 @@
+"""What the runner needs from a system under test, whatever it is.
+
+A target plays one or more roles. As a sending MTA it has a submission endpoint where the
+suite injects messages, exactly as a user would; as a receiving MTA it has an SMTP endpoint
+the suite's probes connect to. Some targets can say more about themselves (the reference can
+report when a message is settled, and the TLS results it recorded); those answers are
+optional, and checks that need them are N/A on targets that lack them (``needs``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conformance.catalog.model import Role
+from conformance.drivers.checks import SutRecord
+
+if TYPE_CHECKING:
+    from conformance.world.world import World
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpEndpoint:
+    """Where the SUT's SMTP server listens, and the name its certificate should carry."""
+
+    host: str
+    port: int
+    mx_name: str
+    trust_file: Path | None  # CA bundle to verify the SUT's certificate; None: the world's CA
+
+
+class Target(ABC):
+    name: str
+    description: str = ""
+    version: str = ""
+    roles: frozenset[Role] = frozenset()
+    claims: frozenset[str] = frozenset()
+
+    @abstractmethod
+    async def start(self, world: World) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    def submission_endpoint(self) -> tuple[str, int] | None:
+        return None
+
+    def smtp_endpoint(self) -> SmtpEndpoint | None:
+        return None
+
+    @property
+    def can_settle(self) -> bool:
+        """Whether ``settled`` can tell when the SUT is done with a message."""
+        return False
+
+    async def settled(self, message_id: str, deadline: float) -> str | None:
+        """Wait until the SUT no longer works on the message (``delivered``, ``deferred`` or
+        ``bounced``) or until the monotonic deadline; None when it cannot tell."""
+        return None
+
+    def tls_records(self, policy_domain: str) -> list[SutRecord] | None:
+        """The TLS session results the SUT recorded for a domain; None when it cannot tell."""
+        return None
+
+
+def trust_context(trust_file: Path) -> ssl.SSLContext:
+    """A client context that verifies against ``trust_file`` only."""
+    context = ssl.create_default_context(cafile=str(trust_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context

@@ -1,0 +1,325 @@
+"""The world: every simulated peer, started once per run, and the staging of scenarios into it.
+
+``World.start()`` brings up the shared services (DNS, the HTTPS server for policy hosts and
+report collection, the mailbox) on the run's loopback range. ``World.stage(scenario)``
+returns a ``Stage``: the scenario's own domain, its hosts on their own addresses, its DNS
+zone, its policy hosts, and an ``ObservationLog`` that receives everything the world sees
+for that scenario. Stages are independent, so scenarios run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import re
+import shutil
+import ssl
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.errors import WorldError
+from conformance.world.addresses import AddressPlan
+from conformance.world.ca import WorldCA
+from conformance.world.dns import DnsSpecError, WorldDns
+from conformance.world.https import WorldHttps
+from conformance.world.mailbox import Mailbox
+from conformance.world.mitm import StartTlsMitm
+from conformance.world.observe import DeliveredMessage, Observation, ObservationLog
+from conformance.world.smtp_peer import SmtpPeer
+from conformance.world.spec import CertSpec, DnsRecord, DnsSpec, HttpFault, MxHost, PolicyHost, WorldSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    dns: int
+    https: int
+    smtp: int
+
+    @staticmethod
+    def privileged() -> Ports:
+        """The real ports, for an external SUT that cannot be told others (needs root)."""
+        return Ports(dns=53, https=443, smtp=25)
+
+    @staticmethod
+    def unprivileged() -> Ports:
+        """High ports; enough for the reference target, which is told where to connect."""
+        return Ports(dns=5353, https=8443, smtp=2525)
+
+
+@dataclass(frozen=True, slots=True)
+class WorldInfo:
+    """What an external SUT must be configured with to live in this world."""
+
+    resolver: tuple[str, int]
+    trust_bundle: Path
+    smtp_port: int
+    https: tuple[str, int]
+    mailbox: tuple[str, int]
+    network: str
+    tag: str
+
+
+def _expand(text: str, names: dict[str, str]) -> str:
+    for key, value in names.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+_SLUG = re.compile(r"[^a-z0-9-]+")
+
+
+def scenario_domain(scenario_id: str, index: int, tag: str) -> str:
+    """A DNS-safe domain unique in the run, readable in evidence: ``mx-fallback-7.r42.test``."""
+    last = _SLUG.sub("-", scenario_id.rsplit("/", 1)[-1].lower()).strip("-")[:40] or "s"
+    return f"{last}-{index}.{tag}.test"
+
+
+@dataclass
+class Stage:
+    """One scenario's part of the world."""
+
+    scenario_id: str
+    domain: str
+    names: dict[str, str]  # placeholders -> values: domain, sender_domain, mailbox
+    log: ObservationLog
+    hosts: dict[str, str] = field(default_factory=dict)  # host name -> published address
+    _closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def expand(self, text: str) -> str:
+        return _expand(text, self.names)
+
+    def host_of(self, address: str) -> str | None:
+        for name, addr in self.hosts.items():
+            if addr == address:
+                return name
+        return None
+
+
+class World:
+    def __init__(
+        self,
+        *,
+        ports: Ports | None = None,
+        second_octet: int | None = None,
+        workdir: Path | None = None,
+        peer_timeout_s: float = 30.0,
+    ) -> None:
+        self.ports = ports or Ports.unprivileged()
+        self._requested_octet = second_octet
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mailtls-world-"))
+        self.peer_timeout_s = peer_timeout_s
+        self.plan: AddressPlan | None = None
+        self.ca = WorldCA(self.workdir / "ca")
+        self.unrouted = ObservationLog()
+        self._dns: WorldDns | None = None
+        self._https: WorldHttps | None = None
+        self._mailbox: Mailbox | None = None
+        self._stages: dict[str, Stage] = {}  # apex domain -> stage
+        self._count = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        octets = [self._requested_octet] if self._requested_octet else AddressPlan.candidates()
+        last_error: OSError | None = None
+        for octet in octets[:20]:
+            plan = AddressPlan(octet)
+            dns = WorldDns(plan.services.dns, self.ports.dns, unrouted_sink=self.unrouted.add)
+            try:
+                await dns.start()
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                    raise WorldError(f"cannot start DNS on {plan.services.dns}:{self.ports.dns}: {exc}") from exc
+                last_error = exc
+                continue
+            self.plan, self._dns = plan, dns
+            break
+        else:
+            raise WorldError(f"no free run range on 127.0.0.0/8: {last_error}")
+        try:
+            self._https = WorldHttps(self._https_context, unrouted_sink=self.unrouted.add)
+            await self._https.start(self.plan.services.https, self.ports.https)
+            self._mailbox = Mailbox(
+                "mailbox.world.test", self._route_mail, tls_context_factory=self._mailbox_context
+            )
+            await self._mailbox.start(self.plan.services.mailbox, self.ports.smtp)
+        except OSError as exc:
+            await self.stop()
+            raise WorldError(f"cannot start the world's services: {exc}") from exc
+
+    async def stop(self) -> None:
+        for apex in list(self._stages):
+            await self.unstage(self._stages[apex])
+        for service in (self._mailbox, self._https, self._dns):
+            if service is not None:
+                with contextlib.suppress(Exception):
+                    await service.stop()
+        self._mailbox = self._https = self._dns = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def __aenter__(self) -> World:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def info(self) -> WorldInfo:
+        assert self.plan is not None and self._dns is not None and self._https is not None
+        assert self._mailbox is not None
+        return WorldInfo(
+            resolver=self._dns.address,
+            trust_bundle=self.ca.trust_bundle_path(),
+            smtp_port=self.ports.smtp,
+            https=self._https.address,
+            mailbox=self._mailbox.address,
+            network=str(self.plan.network),
+            tag=self.plan.tag,
+        )
+
+    def allocate(self) -> str:
+        assert self.plan is not None, "world not started"
+        return self.plan.allocate()
+
+    # ------------------------------------------------------------ contexts
+
+    def _https_context(self, host: str, cert: CertSpec) -> ssl.SSLContext:
+        return self.ca.server_context(host, cert)
+
+    def _mailbox_context(self) -> ssl.SSLContext:
+        return self.ca.server_context("mailbox.world.test", CertSpec())
+
+    def _route_mail(self, message: DeliveredMessage) -> None:
+        """The mailbox is shared: each message goes to the stage owning a recipient's domain."""
+        for rcpt in message.rcpt_tos:
+            stage = self._stage_for(rcpt.rsplit("@", 1)[-1].strip(">").lower())
+            if stage is not None:
+                stage.log.add(message)
+                return
+        self.unrouted.add(message)
+
+    def _stage_for(self, name: str) -> Stage | None:
+        name = name.rstrip(".")
+        for apex, stage in self._stages.items():
+            if name == apex or name.endswith("." + apex):
+                return stage
+        return None
+
+    # ------------------------------------------------------------ staging
+
+    async def stage(self, scenario_id: str, spec: WorldSpec) -> Stage:
+        assert self.plan is not None and self._dns is not None and self._https is not None
+        self._count += 1
+        domain = scenario_domain(scenario_id, self._count, self.plan.tag)
+        names = {"domain": domain, "sender_domain": f"sender.{domain}", "tag": self.plan.tag}
+        stage = Stage(scenario_id=scenario_id, domain=domain, names=names, log=ObservationLog())
+        self._stages[domain] = stage
+        try:
+            records = [self._expand_record(r, names) for r in spec.dns.records]
+            for mx in spec.mx:
+                records.extend(await self._stage_mx(stage, mx))
+            for host in spec.policy_hosts:
+                records.extend(self._stage_policy_host(stage, host))
+            # The sender's domain receives bounces and reports in the shared mailbox.
+            records += [
+                DnsRecord(name=names["sender_domain"], type="MX", value="10 mailbox." + names["sender_domain"]),
+                DnsRecord(name="mailbox." + names["sender_domain"], type="A", value=self.plan.services.mailbox),
+            ]
+            zone = DnsSpec(
+                records=tuple(records),
+                faults=tuple(f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults),
+                dnssec=spec.dns.dnssec,
+            )
+            self._dns.add_zone(domain, zone, stage.log.add)
+            stage._closers.append(lambda: self._dns.remove_zone(domain) if self._dns else None)
+        except (DnsSpecError, OSError) as exc:
+            await self.unstage(stage)
+            raise WorldError(f"cannot stage {scenario_id}: {exc}") from exc
+        except BaseException:
+            await self.unstage(stage)
+            raise
+        return stage
+
+    @staticmethod
+    def _expand_record(record: DnsRecord, names: dict[str, str]) -> DnsRecord:
+        value = record.value
+        expanded = _expand(value, names) if isinstance(value, str) else tuple(_expand(v, names) for v in value)
+        return record.model_copy(update={"name": _expand(record.name, names), "value": expanded})
+
+    async def _stage_mx(self, stage: Stage, mx: MxHost) -> list[DnsRecord]:
+        name = stage.expand(mx.name)
+        published = self.allocate()
+        stage.hosts[name] = published
+        records = [DnsRecord(name=name, type="A", value=published)]
+        if mx.publish_mx:
+            records.append(DnsRecord(name=stage.domain, type="MX", value=f"{mx.preference} {name}"))
+        if not mx.listen:
+            return records  # nothing listens: connection refused
+        behaviour = mx.smtp
+        cert = behaviour.cert
+        if not cert.names:
+            cert = cert.model_copy(update={"names": (name,)})
+        else:
+            cert = cert.model_copy(update={"names": tuple(stage.expand(n) for n in cert.names)})
+
+        def factory(cert: CertSpec = cert) -> ssl.SSLContext:
+            return self.ca.server_context(name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max)
+
+        peer = SmtpPeer(name, behaviour, factory, stage.log.add, session_timeout_s=self.peer_timeout_s)
+        if mx.mitm is None:
+            await peer.start(published, self.ports.smtp)
+            stage._closers.append(peer.stop)
+        else:
+            hidden = self.allocate()
+            await peer.start(hidden, self.ports.smtp)
+            stage._closers.append(peer.stop)
+            mitm = StartTlsMitm(name, mx.mitm, (hidden, self.ports.smtp), stage.log.add,
+                                timeout_s=self.peer_timeout_s)
+            await mitm.start(published, self.ports.smtp)
+            stage._closers.append(mitm.stop)
+        return records
+
+    def _stage_policy_host(self, stage: Stage, host: PolicyHost) -> list[DnsRecord]:
+        assert self._https is not None and self.plan is not None
+        name = stage.expand(host.name)
+        concrete = host.model_copy(
+            update={
+                "name": name,
+                "body": stage.expand(host.body),
+                "redirect_to": stage.expand(host.redirect_to),
+                "cert": host.cert.model_copy(
+                    update={"names": tuple(stage.expand(n) for n in host.cert.names) or (name,)}
+                ),
+            }
+        )
+        if host.fault is HttpFault.REFUSE:
+            address = self.allocate()  # nothing listens there
+        else:
+            address = self.plan.services.https
+            self._https.add_policy_host(concrete, stage.log.add)
+            stage._closers.append(lambda: self._https.remove_host(name) if self._https else None)
+        stage.hosts[name] = address
+        return [DnsRecord(name=name, type="A", value=address)]
+
+    async def unstage(self, stage: Stage) -> None:
+        for close in reversed(stage._closers):
+            with contextlib.suppress(Exception):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+        stage._closers.clear()
+        self._stages.pop(stage.domain, None)
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+__all__ = ["Observation", "Ports", "Stage", "World", "WorldInfo", "scenario_domain"]
