@@ -16,7 +16,7 @@ from conformance.catalog.loader import CatalogEntry
 from conformance.catalog.model import Fact, Probe, Role, SendMessage
 from conformance.catalog.requirements import Inventory, Level
 from conformance.drivers.checks import Decision, check_fact
-from conformance.drivers.probes import PROBES, ProbeContext, ProbeError
+from conformance.drivers.probes import PROBES, ProbeContext, ProbeError, ProbePrecondition
 from conformance.drivers.sending import InjectionError, run_sending
 from conformance.errors import WorldError
 from conformance.targets.base import Target
@@ -88,6 +88,8 @@ async def run_scenario(entry: CatalogEntry, world: World, target: Target, invent
                 await world.unstage(stage)
     except TimeoutError:
         return _result(entry, Verdict.ERROR, started, reason=f"no decision within {scenario.timeout_s + _GRACE_S:.0f} s")
+    except ProbePrecondition as exc:
+        return _result(entry, Verdict.NA, started, reason=f"precondition not met: {exc}")
     except (InjectionError, ProbeError, WorldError) as exc:
         return _result(entry, Verdict.ERROR, started, reason=str(exc))
     except Exception as exc:  # a bug or a peer crash must cost one scenario, not the run

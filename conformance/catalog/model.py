@@ -97,6 +97,14 @@ class TlsRecord(Check):
     result: str
 
 
+class TlsSni(Check):
+    """The SUT's TLS handshake with ``host`` sent SNI ``name`` (RFC 8461 section 7.1)."""
+
+    check: Literal["tls-sni"]
+    host: str
+    name: str
+
+
 class Fact(Check):
     """A fact a probe established about the SUT compares as stated."""
 
@@ -115,11 +123,11 @@ class Fact(Check):
 
 
 Expectation = Annotated[
-    Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | Fact,
+    Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | TlsSni | Fact,
     Field(discriminator="check"),
 ]
 
-SENDING_CHECKS = {"delivered", "not-delivered", "first-contact", "contacted", "tls-record"}
+SENDING_CHECKS = {"delivered", "not-delivered", "first-contact", "contacted", "tls-record", "tls-sni"}
 RECEIVING_CHECKS = {"fact"}
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.catalog.model import Contacted, Delivered, Fact, FirstContact, NotDelivered, TlsRecord
+from conformance.catalog.model import Contacted, Delivered, Fact, FirstContact, NotDelivered, TlsRecord, TlsSni
 from conformance.world.observe import DeliveredMessage, MitmAction, ObservationLog, SmtpSession, TlsHandshake
 
 
@@ -113,7 +113,7 @@ def check_contacted(check: Contacted, log: ObservationLog, ctx: Context, final: 
     host = ctx.expand(check.host)
     if any(h == host for _, h in _contacts(log)):
         return Decision(True, f"the SUT connected to {host}")
-    if final:
+    if final or ctx.settled is not None:
         return Decision(False, f"the SUT never connected to {host}")
     return None
 
@@ -134,6 +134,17 @@ def check_tls_record(check: TlsRecord, log: ObservationLog, ctx: Context, final:
     return None
 
 
+def check_tls_sni(check: TlsSni, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    host, name = ctx.expand(check.host), ctx.expand(check.name)
+    handshakes = [h for h in log.of(TlsHandshake) if h.host == host]
+    if handshakes:
+        sent = handshakes[0].sni
+        return Decision(sent == name, f"the SUT sent SNI {sent!r} to {host} (expected {name!r})")
+    if final or ctx.settled is not None or log.of(DeliveredMessage):
+        return Decision(False, f"the SUT made no TLS handshake with {host}")
+    return None
+
+
 def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
     if check.fact not in facts:
         return Decision(False, f"the probe did not establish {check.fact!r}")
@@ -146,7 +157,7 @@ def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
     return Decision(value not in check.not_in, f"{check.fact} = {value!r} (must not be one of {list(check.not_in)!r})")
 
 
-SendingCheck = Delivered | NotDelivered | FirstContact | Contacted | TlsRecord
+SendingCheck = Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | TlsSni
 
 
 def evaluate_sending(check: SendingCheck, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
@@ -158,4 +169,6 @@ def evaluate_sending(check: SendingCheck, log: ObservationLog, ctx: Context, fin
         return check_first_contact(check, log, ctx, final)
     if isinstance(check, Contacted):
         return check_contacted(check, log, ctx, final)
+    if isinstance(check, TlsSni):
+        return check_tls_sni(check, log, ctx, final)
     return check_tls_record(check, log, ctx, final)

@@ -30,6 +30,10 @@ class ProbeError(Exception):
     """The probe could not run its experiment (setup problem): the verdict is ERROR."""
 
 
+class ProbePrecondition(ProbeError):
+    """The experiment does not apply to this SUT (e.g. no STARTTLS to inject around): N/A."""
+
+
 @dataclass
 class ProbeResult:
     facts: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +103,10 @@ async def probe_starttls(ctx: ProbeContext) -> ProbeResult:
     result = ProbeResult()
     verify = ssl.create_default_context(cafile=ctx.trust_file)
     verify.minimum_version = ssl.TLSVersion.TLSv1_2
-    for attempt, context in (("verified", verify), ("unverified", unverified_context())):
+    # The unverified attempt accepts any version too, so a server stuck on an old version
+    # shows which one it negotiates instead of just failing.
+    lenient = unverified_context(ssl.TLSVersion.TLSv1)
+    for attempt, context in (("verified", verify), ("unverified", lenient)):
         client, _keywords = await _open(ctx, result)
         try:
             reply = await client.command("STARTTLS")
@@ -173,12 +180,12 @@ async def probe_starttls_injection(ctx: ProbeContext) -> ProbeResult:
     client, keywords = await _open(ctx, result)
     try:
         if "STARTTLS" not in keywords:
-            raise ProbeError("the SUT does not offer STARTTLS; injection cannot be tested")
+            raise ProbePrecondition("the SUT does not offer STARTTLS, so nothing can be injected around it")
         await client.send_raw(b"STARTTLS\r\nNOOP injected-before-tls\r\n")
         reply = await client.reply()
         if reply.code != 220:
             raise ProbeError(f"STARTTLS answered {reply.code}")
-        await client.starttls(unverified_context(), ctx.endpoint.mx_name)
+        await client.starttls(unverified_context(ssl.TLSVersion.TLSv1), ctx.endpoint.mx_name)
         await client.send_raw(f"EHLO {PROBE_EHLO_NAME}\r\nQUIT\r\n".encode())
         replies = []
         while True:

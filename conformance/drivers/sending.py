@@ -110,7 +110,7 @@ async def run_sending(
     endpoint = target.submission_endpoint()
     if endpoint is None:
         raise InjectionError("the target has no submission endpoint")
-    sender, recipients, data, message_id = build_message(stimulus, stage, scenario_id)
+    sender, recipients, data, _message_id = build_message(stimulus, stage, scenario_id)
     evidence = await inject(endpoint, sender, recipients, data, stimulus.mail_params,
                             timeout=max(0.1, deadline - time.monotonic()))
     settled: str | None = None
@@ -127,7 +127,7 @@ async def run_sending(
         return None
 
     waiter = asyncio.ensure_future(stage.log.wait_for(decide, deadline))
-    settle = asyncio.ensure_future(target.settled(message_id, deadline)) if target.can_settle else None
+    settle = asyncio.ensure_future(target.settled(stage.domain, deadline)) if target.can_settle else None
     try:
         pending = {waiter} | ({settle} if settle else set())
         done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

@@ -104,7 +104,7 @@ class WireClient:
         except TimeoutError as exc:
             raise WireError("TLS handshake timed out") from exc
         except (ssl.SSLError, OSError) as exc:
-            raise WireError(f"TLS handshake failed: {exc}") from exc
+            raise WireError(f"TLS handshake failed: {exc!r}") from exc
         self.tls = True
 
     def tls_facts(self) -> tuple[str | None, str | None, bytes | None]:

@@ -56,9 +56,10 @@ class Target(ABC):
         """Whether ``settled`` can tell when the SUT is done with a message."""
         return False
 
-    async def settled(self, message_id: str, deadline: float) -> str | None:
-        """Wait until the SUT no longer works on the message (``delivered``, ``deferred`` or
-        ``bounced``) or until the monotonic deadline; None when it cannot tell."""
+    async def settled(self, domain: str, deadline: float) -> str | None:
+        """Wait until the SUT no longer works on the scenario's message to ``domain``
+        (``delivered``, ``deferred`` or ``bounced``) or until the monotonic deadline; None
+        when it cannot tell. Every scenario has its own recipient domain."""
         return None
 
     def tls_records(self, policy_domain: str) -> list[SutRecord] | None:

@@ -263,11 +263,8 @@ class World:
         if not mx.listen:
             return records  # nothing listens: connection refused
         behaviour = mx.smtp
-        cert = behaviour.cert
-        if not cert.names:
-            cert = cert.model_copy(update={"names": (name,)})
-        else:
-            cert = cert.model_copy(update={"names": tuple(stage.expand(n) for n in cert.names)})
+        # Empty names: the CA uses the host's own name (and the wrong-name profile its own).
+        cert = behaviour.cert.model_copy(update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)})
 
         def factory(cert: CertSpec = cert) -> ssl.SSLContext:
             return self.ca.server_context(name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max)
@@ -294,9 +291,7 @@ class World:
                 "name": name,
                 "body": stage.expand(host.body),
                 "redirect_to": stage.expand(host.redirect_to),
-                "cert": host.cert.model_copy(
-                    update={"names": tuple(stage.expand(n) for n in host.cert.names) or (name,)}
-                ),
+                "cert": host.cert.model_copy(update={"names": tuple(stage.expand(n) for n in host.cert.names)}),
             }
         )
         if host.fault is HttpFault.REFUSE:
