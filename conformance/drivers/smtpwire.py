@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import warnings
 from dataclasses import dataclass, field
 
 MAX_REPLY_LINES = 200
@@ -130,6 +131,9 @@ def unverified_context(minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
     if minimum < ssl.TLSVersion.TLSv1_2:
         # OpenSSL 3 refuses TLS 1.0/1.1 at its default security level.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    context.minimum_version = minimum
-    context.maximum_version = maximum
+    with warnings.catch_warnings():
+        # Offering TLS 1.0/1.1 is the point of some probes; Python warns that they are deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = minimum
+        context.maximum_version = maximum
     return context

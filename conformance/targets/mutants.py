@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,8 +68,10 @@ def _tls_adjusted(adjust: Callable[[ssl.SSLContext], None]) -> Callable[[], Serv
 def _allow_old_versions(maximum: ssl.TLSVersion) -> Callable[[ssl.SSLContext], None]:
     def adjust(context: ssl.SSLContext) -> None:
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0/1.1 otherwise
-        context.minimum_version = ssl.TLSVersion.TLSv1
-        context.maximum_version = maximum
+        with warnings.catch_warnings():  # deprecated versions are the point of this mutant
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = maximum
 
     return adjust
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from conformance.errors import WorldError
 from conformance.world.addresses import AddressPlan
 from conformance.world.ca import WorldCA
-from conformance.world.dns import DnsSpecError, WorldDns
+from conformance.world.dns import DnsError, WorldDns
 from conformance.world.https import WorldHttps
 from conformance.world.mailbox import Mailbox
 from conformance.world.mitm import StartTlsMitm
@@ -239,7 +239,7 @@ class World:
             )
             self._dns.add_zone(domain, zone, stage.log.add)
             stage._closers.append(lambda: self._dns.remove_zone(domain) if self._dns else None)
-        except (DnsSpecError, OSError) as exc:
+        except (DnsError, OSError) as exc:
             await self.unstage(stage)
             raise WorldError(f"cannot stage {scenario_id}: {exc}") from exc
         except BaseException:

@@ -81,13 +81,13 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("broken", "line", "field"),
     [
-        (GOOD.replace("role: receiving-mta", "role: bystander"), 6, "scenarios[0].role"),
-        (GOOD.replace("    mutants: [no-starttls-offer]\n", "    mutants: []\n"), 10, "scenarios[0].mutants"),
-        (GOOD.replace("equals: true", "equals: true, colour: red"), 9, "scenarios[0].expect[0]"),
-        (GOOD.replace("rfc3207-6-server-opportunistic-option", "rfc9999-1-nothing"), 5,
+        (GOOD.replace("role: receiving-mta", "role: bystander"), 5, "scenarios[0].role"),
+        (GOOD.replace("    mutants: [no-starttls-offer]\n", "    mutants: []\n"), 9, "scenarios[0].mutants"),
+        (GOOD.replace("equals: true", "equals: true, colour: red"), 8, "scenarios[0].expect[0]"),
+        (GOOD.replace("rfc3207-6-server-opportunistic-option", "rfc9999-1-nothing"), 4,
          "scenarios[0].requirements[0]"),
-        (GOOD.replace("kind: probe, probe: ehlo", "kind: send-message"), 3, "scenarios[0]"),
-        (GOOD.replace("id: test/example/one", "id: Not An Id"), 3, "scenarios[0].id"),
+        (GOOD.replace("kind: probe, probe: ehlo", "kind: send-message"), 2, "scenarios[0]"),
+        (GOOD.replace("id: test/example/one", "id: Not An Id"), 2, "scenarios[0].id"),
     ],
 )
 def test_schema_errors_name_file_line_and_field(tmp_path: Path, broken: str, line: int, field: str) -> None:

@@ -1,0 +1,68 @@
+"""Benchmark: prints figures, asserts nothing (timings on a shared machine are not a test).
+
+World start-up time, full-catalog wall time against the reference at -j 1 and -j 2,
+scenarios per second, per-scenario median and worst, and the peak RSS of the process.
+Run: ``tox -e bench`` or ``python bench/run_bench.py [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import time
+
+from conformance.catalog.loader import load_catalog
+from conformance.catalog.requirements import load_inventory
+from conformance.runner import run_all
+from conformance.targets.reference import REFERENCE, ReferenceTarget
+from conformance.verdict import ScenarioResult
+from conformance.world.world import World
+
+
+async def world_startup(rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        world = World()
+        await world.start()
+        times.append(time.perf_counter() - started)
+        await world.stop()
+    return times
+
+
+async def catalog_run(jobs: int) -> tuple[float, list[ScenarioResult]]:
+    inventory = load_inventory()
+    entries = list(load_catalog(inventory).entries)
+    async with World() as world:
+        target = ReferenceTarget(REFERENCE)
+        await target.start(world)
+        try:
+            started = time.perf_counter()
+            results = await run_all(entries, world, target, inventory, jobs=jobs)
+            return time.perf_counter() - started, results
+        finally:
+            await target.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5, help="world start-ups to time")
+    args = parser.parse_args()
+    startups = asyncio.run(world_startup(args.rounds))
+    print(f"world start-up: median {1000 * statistics.median(startups):.1f} ms, "
+          f"worst {1000 * max(startups):.1f} ms over {len(startups)} rounds")
+    for jobs in (1, 2):
+        wall, results = asyncio.run(catalog_run(jobs))
+        durations = sorted(r.duration_s for r in results)
+        verdicts = {v: sum(1 for r in results if r.verdict.value == v) for v in {r.verdict.value for r in results}}
+        print(f"catalog -j {jobs}: {len(results)} scenarios in {wall:.3f} s "
+              f"({len(results) / wall:.1f} scenarios/s); per scenario median "
+              f"{1000 * statistics.median(durations):.1f} ms, worst {1000 * durations[-1]:.1f} ms; verdicts {verdicts}")
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"peak RSS: {peak_kib / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
