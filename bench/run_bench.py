@@ -51,15 +51,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="world start-ups to time")
     args = parser.parse_args()
     startups = asyncio.run(world_startup(args.rounds))
-    print(f"world start-up: median {1000 * statistics.median(startups):.1f} ms, "
-          f"worst {1000 * max(startups):.1f} ms over {len(startups)} rounds")
+    print(
+        f"world start-up: median {1000 * statistics.median(startups):.1f} ms, "
+        f"worst {1000 * max(startups):.1f} ms over {len(startups)} rounds"
+    )
     for jobs in (1, 2):
         wall, results = asyncio.run(catalog_run(jobs))
         durations = sorted(r.duration_s for r in results)
-        verdicts = {v: sum(1 for r in results if r.verdict.value == v) for v in {r.verdict.value for r in results}}
-        print(f"catalog -j {jobs}: {len(results)} scenarios in {wall:.3f} s "
-              f"({len(results) / wall:.1f} scenarios/s); per scenario median "
-              f"{1000 * statistics.median(durations):.1f} ms, worst {1000 * durations[-1]:.1f} ms; verdicts {verdicts}")
+        verdicts = {
+            v: sum(1 for r in results if r.verdict.value == v)
+            for v in {r.verdict.value for r in results}
+        }
+        print(
+            f"catalog -j {jobs}: {len(results)} scenarios in {wall:.3f} s "
+            f"({len(results) / wall:.1f} scenarios/s); per scenario median "
+            f"{1000 * statistics.median(durations):.1f} ms, worst {1000 * durations[-1]:.1f} ms; verdicts {verdicts}"
+        )
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS: {peak_kib / 1024:.1f} MiB")
 

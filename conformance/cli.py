@@ -1,4 +1,4 @@
-"""``mailtls``: list the catalog, run it against a target, show requirement coverage, start the world.
+"""``mailtls``: list the catalog, run it against a target, show coverage, start the world.
 
 Exit status: 0 nothing failed; 1 a scenario FAILed or ERRORed; 2 bad usage or bad input
 (the message names the file, line and field); 130 interrupted (what was decided is written).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -37,36 +38,68 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mailtls", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"mailtls-conformance {__version__}")
-    parser.add_argument("--catalog", type=Path, help="scenario folder (default: the installed catalog)")
-    parser.add_argument("--inventory", type=Path, help="requirement inventory folder (default: installed)")
+    parser.add_argument(
+        "--catalog", type=Path, help="scenario folder (default: the installed catalog)"
+    )
+    parser.add_argument(
+        "--inventory", type=Path, help="requirement inventory folder (default: installed)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_list = sub.add_parser("list", help="list the scenarios of the catalog")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
-    p_list.add_argument("--select", action="append", default=[], metavar="GLOB", help="only ids matching GLOB")
+    p_list.add_argument(
+        "--select", action="append", default=[], metavar="GLOB", help="only ids matching GLOB"
+    )
 
     p_run = sub.add_parser("run", help="run scenarios against a target and write the report")
-    p_run.add_argument("--target", default="reference",
-                       help="reference (default), mutant:NAME, or the path of a target TOML file")
-    p_run.add_argument("--select", action="append", default=[], metavar="GLOB",
-                       help="only scenarios whose id matches GLOB (repeatable)")
-    p_run.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR",
-                       help="where results.json, junit.xml and report.html go (default: reports)")
-    p_run.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="scenarios run at once")
-    p_run.add_argument("--privileged", action="store_true",
-                       help="serve DNS/HTTPS/SMTP on ports 53/443/25 (for external SUTs; needs root)")
+    p_run.add_argument(
+        "--target",
+        default="reference",
+        help="reference (default), mutant:NAME, or the path of a target TOML file",
+    )
+    p_run.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only scenarios whose id matches GLOB (repeatable)",
+    )
+    p_run.add_argument(
+        "--report",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where results.json, junit.xml and report.html go (default: reports)",
+    )
+    p_run.add_argument(
+        "-j", "--jobs", type=int, default=1, metavar="N", help="scenarios run at once"
+    )
+    p_run.add_argument(
+        "--privileged",
+        action="store_true",
+        help="serve DNS/HTTPS/SMTP on ports 53/443/25 (for external SUTs; needs root)",
+    )
     p_run.add_argument("-q", "--quiet", action="store_true", help="no line per scenario")
 
     p_req = sub.add_parser("requirements", help="requirement coverage per RFC")
     p_req.add_argument("--json", action="store_true")
-    p_req.add_argument("--rfc", type=int, action="append", default=[], help="only this RFC (repeatable)")
-    p_req.add_argument("--uncovered", action="store_true", help="list observable requirements no scenario covers")
+    p_req.add_argument(
+        "--rfc", type=int, action="append", default=[], help="only this RFC (repeatable)"
+    )
+    p_req.add_argument(
+        "--uncovered", action="store_true", help="list observable requirements no scenario covers"
+    )
 
     sub.add_parser("targets", help="list the built-in targets and mutants")
 
-    p_world = sub.add_parser("world", help="start the world alone and print how to point a SUT at it")
+    p_world = sub.add_parser(
+        "world", help="start the world alone and print how to point a SUT at it"
+    )
     p_world.add_argument("--privileged", action="store_true", help="ports 53/443/25 (needs root)")
-    p_world.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    p_world.add_argument(
+        "--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)"
+    )
     return parser
 
 
@@ -99,7 +132,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([_entry_json(e) for e in entries], indent=2))
     else:
         for e in entries:
-            print(f"{e.id:55} RFC {e.rfc} {e.section:6} {e.level.value:10} {e.scenario.role.value:14} {e.scenario.title}")
+            print(
+                f"{e.id:55} RFC {e.rfc} {e.section:6} {e.level.value:10} {e.scenario.role.value:14} {e.scenario.title}"
+            )
         print(f"{len(entries)} scenarios")
     return EXIT_OK
 
@@ -107,7 +142,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
     covered: dict[str, list[str]] = {}
     for entry in catalog.entries:
-        cited = set(entry.scenario.requirements) | {c.requirement for c in entry.scenario.expect if c.requirement}
+        cited = set(entry.scenario.requirements) | {
+            c.requirement for c in entry.scenario.expect if c.requirement
+        }
         for req in cited:
             covered.setdefault(req, []).append(entry.id)
     rows = []
@@ -115,18 +152,25 @@ def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
         reqs = inventory.for_rfc(rfc)
         observable = [r for r in reqs if r.observable]
         hit = [r for r in observable if r.id in covered]
-        rows.append({
-            "rfc": rfc,
-            "title": inventory.titles[rfc],
-            "requirements": len(reqs),
-            "observable": len(observable),
-            "covered": len(hit),
-            "coverage": round(len(hit) / len(observable), 3) if observable else None,
-            "uncovered": [{"id": r.id, "level": r.level.value, "summary": r.summary}
-                          for r in observable if r.id not in covered],
-            "not_observable": [{"id": r.id, "reason": r.reason} for r in reqs if not r.observable],
-            "scenarios": {r.id: covered[r.id] for r in reqs if r.id in covered},
-        })
+        rows.append(
+            {
+                "rfc": rfc,
+                "title": inventory.titles[rfc],
+                "requirements": len(reqs),
+                "observable": len(observable),
+                "covered": len(hit),
+                "coverage": round(len(hit) / len(observable), 3) if observable else None,
+                "uncovered": [
+                    {"id": r.id, "level": r.level.value, "summary": r.summary}
+                    for r in observable
+                    if r.id not in covered
+                ],
+                "not_observable": [
+                    {"id": r.id, "reason": r.reason} for r in reqs if not r.observable
+                ],
+                "scenarios": {r.id: covered[r.id] for r in reqs if r.id in covered},
+            }
+        )
     return rows
 
 
@@ -139,7 +183,9 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     print(f"{'RFC':>6}  {'reqs':>5}  {'observable':>10}  {'covered':>7}  {'coverage':>8}  title")
     for r in rows:
         pct = f"{100 * r['coverage']:.0f}%" if r["coverage"] is not None else "-"
-        print(f"{r['rfc']:>6}  {r['requirements']:>5}  {r['observable']:>10}  {r['covered']:>7}  {pct:>8}  {r['title']}")
+        print(
+            f"{r['rfc']:>6}  {r['requirements']:>5}  {r['observable']:>10}  {r['covered']:>7}  {pct:>8}  {r['title']}"
+        )
         if args.uncovered:
             for u in r["uncovered"]:
                 print(f"          uncovered {u['id']} ({u['level']}): {u['summary']}")
@@ -229,9 +275,13 @@ async def _world(args: argparse.Namespace) -> None:
         print(f"world network      {info.network} (run tag {info.tag})")
         print(f"resolver (DNS)     {info.resolver[0]} port {info.resolver[1]} (UDP and TCP)")
         print(f"trust this CA      {info.trust_bundle}")
-        print(f"MX hosts listen on port {info.smtp_port}; policy hosts on {info.https[0]} port {info.https[1]}")
+        print(
+            f"MX hosts listen on port {info.smtp_port}; policy hosts on {info.https[0]} port {info.https[1]}"
+        )
         print(f"mailbox (bounces)  {info.mailbox[0]}:{info.mailbox[1]}")
-        print("Scenario domains are <name>-<n>." + info.tag + ".test; stop with Ctrl-C.", flush=True)
+        print(
+            "Scenario domains are <name>-<n>." + info.tag + ".test; stop with Ctrl-C.", flush=True
+        )
         if args.seconds > 0:
             await asyncio.sleep(args.seconds)
         else:
@@ -239,15 +289,18 @@ async def _world(args: argparse.Namespace) -> None:
 
 
 def cmd_world(args: argparse.Namespace) -> int:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_world(args))
-    except KeyboardInterrupt:
-        pass
     return EXIT_OK
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "requirements": cmd_requirements,
-            "targets": cmd_targets, "world": cmd_world}
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "requirements": cmd_requirements,
+    "targets": cmd_targets,
+    "world": cmd_world,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

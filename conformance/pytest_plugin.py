@@ -33,11 +33,22 @@ class MailtlsWarning(UserWarning):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mailtls", "MailTLS conformance catalog")
-    group.addoption("--mailtls-target", dest="mailtls_target", default=None,
-                    help="run the catalog against TARGET: reference, mutant:NAME or a target TOML file")
-    group.addoption("--mailtls-select", dest="mailtls_select", action="append", default=[],
-                    help="only scenario ids matching GLOB (repeatable)")
-    group.addoption("--mailtls-catalog", dest="mailtls_catalog", default=None, help="scenario folder")
+    group.addoption(
+        "--mailtls-target",
+        dest="mailtls_target",
+        default=None,
+        help="run the catalog against TARGET: reference, mutant:NAME or a target TOML file",
+    )
+    group.addoption(
+        "--mailtls-select",
+        dest="mailtls_select",
+        action="append",
+        default=[],
+        help="only scenario ids matching GLOB (repeatable)",
+    )
+    group.addoption(
+        "--mailtls-catalog", dest="mailtls_catalog", default=None, help="scenario folder"
+    )
     parser.addini("mailtls_target", "default for --mailtls-target", default="")
 
 
@@ -63,7 +74,9 @@ class _LoopThread:
 
     def __init__(self, target: Target) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mailtls-world", daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="mailtls-world", daemon=True
+        )
         self.thread.start()
         self.target = target
         self.world = World(ports=Ports.unprivileged())
@@ -102,13 +115,17 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         runtime: _LoopThread = self.config.stash[_RUNTIME]
-        self.result = runtime.call(run_scenario(self.entry, runtime.world, runtime.target, self.inventory))
+        self.result = runtime.call(
+            run_scenario(self.entry, runtime.world, runtime.target, self.inventory)
+        )
         result = self.result
         if result.verdict is Verdict.NA:
             pytest.skip(f"N/A: {result.reason}")
         if result.verdict is Verdict.WARN:
-            warnings.warn(MailtlsWarning(f"{result.id}: " + "; ".join(o.detail for o in result.outcomes)),
-                          stacklevel=1)
+            warnings.warn(
+                MailtlsWarning(f"{result.id}: " + "; ".join(o.detail for o in result.outcomes)),
+                stacklevel=1,
+            )
         if result.verdict.bad:
             raise ScenarioFailed(result)
 
@@ -136,7 +153,9 @@ class ScenarioFailed(Exception):
 _RUNTIME = pytest.StashKey[_LoopThread]()
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     target_name = _target_name(config)
     if target_name is None:
         return
@@ -144,7 +163,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     catalog_dir = config.getoption("mailtls_catalog")
     catalog = load_catalog(inventory, Path(catalog_dir) if catalog_dir else None)
     for entry in catalog.select(config.getoption("mailtls_select")):
-        items.append(ScenarioItem.from_parent(session, name=entry.id, entry=entry, inventory=inventory))
+        items.append(
+            ScenarioItem.from_parent(session, name=entry.id, entry=entry, inventory=inventory)
+        )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from conformance.catalog.loader import CatalogEntry
-from conformance.catalog.model import Fact, Probe, Role, SendMessage
+from conformance.catalog.model import Fact, Probe, SendMessage
 from conformance.catalog.requirements import Inventory, Level
 from conformance.drivers.checks import Decision, check_fact
 from conformance.drivers.probes import PROBES, ProbeContext, ProbeError, ProbePrecondition
@@ -34,8 +34,15 @@ def _verdict_for(decision: Decision, level: Level) -> Verdict:
     return Verdict.FAIL if level.mandatory else Verdict.WARN
 
 
-def _result(entry: CatalogEntry, verdict: Verdict, started: float, *, outcomes: Sequence[CheckOutcome] = (),
-            evidence: Sequence[str] = (), reason: str = "") -> ScenarioResult:
+def _result(
+    entry: CatalogEntry,
+    verdict: Verdict,
+    started: float,
+    *,
+    outcomes: Sequence[CheckOutcome] = (),
+    evidence: Sequence[str] = (),
+    reason: str = "",
+) -> ScenarioResult:
     return ScenarioResult(
         id=entry.id,
         title=entry.scenario.title,
@@ -63,7 +70,9 @@ def not_applicable(entry: CatalogEntry, target: Target) -> str | None:
     return None
 
 
-async def run_scenario(entry: CatalogEntry, world: World, target: Target, inventory: Inventory) -> ScenarioResult:
+async def run_scenario(
+    entry: CatalogEntry, world: World, target: Target, inventory: Inventory
+) -> ScenarioResult:
     started = time.monotonic()
     reason = not_applicable(entry, target)
     if reason is not None:
@@ -78,23 +87,37 @@ async def run_scenario(entry: CatalogEntry, world: World, target: Target, invent
                 evidence: list[str]
                 if isinstance(scenario.stimulus, SendMessage):
                     sending = [c for c in scenario.expect if not isinstance(c, Fact)]
-                    outcome = await run_sending(scenario.stimulus, sending, stage, target, scenario.id, deadline)
+                    outcome = await run_sending(
+                        scenario.stimulus, sending, stage, target, scenario.id, deadline
+                    )
                     pairs = [(c.check, c.requirement, d) for c, d in outcome.decisions]
                     evidence = outcome.evidence
                 else:
                     assert isinstance(scenario.stimulus, Probe)
-                    pairs, evidence = await _run_probe(scenario.stimulus, entry, world, target, deadline)
+                    pairs, evidence = await _run_probe(
+                        scenario.stimulus, entry, world, target, deadline
+                    )
             finally:
                 await world.unstage(stage)
     except TimeoutError:
-        return _result(entry, Verdict.ERROR, started, reason=f"no decision within {scenario.timeout_s + _GRACE_S:.0f} s")
+        return _result(
+            entry,
+            Verdict.ERROR,
+            started,
+            reason=f"no decision within {scenario.timeout_s + _GRACE_S:.0f} s",
+        )
     except ProbePrecondition as exc:
         return _result(entry, Verdict.NA, started, reason=f"precondition not met: {exc}")
     except (InjectionError, ProbeError, WorldError) as exc:
         return _result(entry, Verdict.ERROR, started, reason=str(exc))
     except Exception as exc:  # a bug or a peer crash must cost one scenario, not the run
-        return _result(entry, Verdict.ERROR, started, reason=f"internal error: {exc!r}",
-                       evidence=traceback.format_exc().splitlines()[-12:])
+        return _result(
+            entry,
+            Verdict.ERROR,
+            started,
+            reason=f"internal error: {exc!r}",
+            evidence=traceback.format_exc().splitlines()[-12:],
+        )
     outcomes = []
     for check, req_id, decision in pairs:
         requirement = inventory.by_id[req_id] if req_id else entry.primary
@@ -112,8 +135,9 @@ async def run_scenario(entry: CatalogEntry, world: World, target: Target, invent
     return _result(entry, verdict, started, outcomes=outcomes, evidence=evidence)
 
 
-async def _run_probe(stimulus: Probe, entry: CatalogEntry, world: World, target: Target,
-                     deadline: float) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
+async def _run_probe(
+    stimulus: Probe, entry: CatalogEntry, world: World, target: Target, deadline: float
+) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
     endpoint = target.smtp_endpoint()
     if endpoint is None:
         raise ProbeError("the target has no SMTP endpoint")
@@ -121,11 +145,15 @@ async def _run_probe(stimulus: Probe, entry: CatalogEntry, world: World, target:
     if fn is None:
         raise ProbeError(f"unknown probe {stimulus.probe!r}")
     trust = endpoint.trust_file or world.info.trust_bundle
-    ctx = ProbeContext(endpoint=endpoint, trust_file=str(trust),
-                       timeout=max(0.1, deadline - time.monotonic()), options=dict(stimulus.options))
+    ctx = ProbeContext(
+        endpoint=endpoint,
+        trust_file=str(trust),
+        timeout=max(0.1, deadline - time.monotonic()),
+        options=dict(stimulus.options),
+    )
     result = await fn(ctx)
     facts = result.facts
-    pairs = []
+    pairs: list[tuple[str, str | None, Decision]] = []
     for check in entry.scenario.expect:
         assert isinstance(check, Fact)
         pairs.append((check.check, check.requirement, check_fact(check, facts)))

@@ -79,13 +79,21 @@ def load_catalog_file(path: Path, inventory: Inventory) -> list[CatalogEntry]:
         for r_index, req_id in enumerate(scenario.requirements):
             if req_id not in inventory.by_id:
                 loc = (*at, "requirements", r_index)
-                raise DataFileError(path, doc.line_of(loc), "scenarios[{}].requirements[{}]".format(index, r_index),
-                                    f"unknown requirement {req_id!r} (not in the inventory)")
+                raise DataFileError(
+                    path,
+                    doc.line_of(loc),
+                    f"scenarios[{index}].requirements[{r_index}]",
+                    f"unknown requirement {req_id!r} (not in the inventory)",
+                )
         for e_index, check in enumerate(scenario.expect):
             if check.requirement is not None and check.requirement not in inventory.by_id:
-                loc = (*at, "expect", e_index, "requirement")
-                raise DataFileError(path, doc.line_of(loc), f"scenarios[{index}].expect[{e_index}].requirement",
-                                    f"unknown requirement {check.requirement!r}")
+                check_loc = (*at, "expect", e_index, "requirement")
+                raise DataFileError(
+                    path,
+                    doc.line_of(check_loc),
+                    f"scenarios[{index}].expect[{e_index}].requirement",
+                    f"unknown requirement {check.requirement!r}",
+                )
         entries.append(
             CatalogEntry(
                 scenario=scenario,
@@ -107,8 +115,12 @@ def load_catalog(inventory: Inventory, directory: Path | None = None) -> Catalog
         for entry in load_catalog_file(path, inventory):
             if entry.id in first_seen:
                 other = first_seen[entry.id]
-                raise DataFileError(path, entry.line, "id",
-                                    f"duplicate scenario id {entry.id!r} (first at {other.path}:{other.line})")
+                raise DataFileError(
+                    path,
+                    entry.line,
+                    "id",
+                    f"duplicate scenario id {entry.id!r} (first at {other.path}:{other.line})",
+                )
             first_seen[entry.id] = entry
             entries.append(entry)
     return Catalog(entries=tuple(entries))

@@ -127,7 +127,14 @@ Expectation = Annotated[
     Field(discriminator="check"),
 ]
 
-SENDING_CHECKS = {"delivered", "not-delivered", "first-contact", "contacted", "tls-record", "tls-sni"}
+SENDING_CHECKS = {
+    "delivered",
+    "not-delivered",
+    "first-contact",
+    "contacted",
+    "tls-record",
+    "tls-sni",
+}
 RECEIVING_CHECKS = {"fact"}
 
 

@@ -110,7 +110,9 @@ def default_inventory_dir() -> Path:
     return Path(str(resources.files("conformance") / "inventory"))
 
 
-def validation_error(doc: SourceDocument, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> DataFileError:
+def validation_error(
+    doc: SourceDocument, exc: ValidationError, prefix: tuple[str | int, ...] = ()
+) -> DataFileError:
     """The first schema error of ``exc`` as a DataFileError naming file, line and field."""
     err = exc.errors()[0]
     loc = (*prefix, *(p for p in err["loc"] if isinstance(p, (str, int))))
@@ -130,7 +132,9 @@ def load_inventory_file(path: Path) -> InventoryFile:
     for index, req in enumerate(parsed.requirements):
         line = doc.line_of(("requirements", index, "id"))
         if not req.id.startswith(expected):
-            raise DataFileError(path, line, f"requirements[{index}].id", f"must start with {expected!r}")
+            raise DataFileError(
+                path, line, f"requirements[{index}].id", f"must start with {expected!r}"
+            )
         if req.id in seen:
             raise DataFileError(path, line, f"requirements[{index}].id", f"duplicate id {req.id!r}")
         seen.add(req.id)

@@ -13,8 +13,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.catalog.model import Contacted, Delivered, Fact, FirstContact, NotDelivered, TlsRecord, TlsSni
-from conformance.world.observe import DeliveredMessage, MitmAction, ObservationLog, SmtpSession, TlsHandshake
+from conformance.catalog.model import (
+    Contacted,
+    Delivered,
+    Fact,
+    FirstContact,
+    NotDelivered,
+    TlsRecord,
+    TlsSni,
+)
+from conformance.world.observe import (
+    DeliveredMessage,
+    MitmAction,
+    ObservationLog,
+    SmtpSession,
+    TlsHandshake,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +57,8 @@ class Context:
 
 def _describe(message: DeliveredMessage) -> str:
     tls = f"over {message.tls_version}" if message.tls else "in plaintext"
-    return f"delivered to {message.host} {tls}, MAIL FROM:<{message.mail_from}> {' '.join(message.mail_options)}".rstrip()
+    params = " ".join(message.mail_options)
+    return f"delivered to {message.host} {tls}, MAIL FROM:<{message.mail_from}> {params}".rstrip()
 
 
 def session_lines(session: SmtpSession, limit: int = 40) -> tuple[str, ...]:
@@ -57,27 +72,48 @@ def session_lines(session: SmtpSession, limit: int = 40) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def check_delivered(check: Delivered, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def check_delivered(
+    check: Delivered, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
     host = ctx.expand(check.host) if check.host else None
-    wanted = f"delivery to {host or 'any MX'}" + ("" if check.tls is None else (" over TLS" if check.tls else " in plaintext"))
+    wanted = f"delivery to {host or 'any MX'}" + (
+        "" if check.tls is None else (" over TLS" if check.tls else " in plaintext")
+    )
     for message in log.of(DeliveredMessage):
         if host is not None and message.host != host:
-            return Decision(False, f"expected {wanted}; the message was {_describe(message)}", (_describe(message),))
+            return Decision(
+                False,
+                f"expected {wanted}; the message was {_describe(message)}",
+                (_describe(message),),
+            )
         if check.tls is not None and message.tls != check.tls:
-            return Decision(False, f"expected {wanted}; the message was {_describe(message)}", (_describe(message),))
+            return Decision(
+                False,
+                f"expected {wanted}; the message was {_describe(message)}",
+                (_describe(message),),
+            )
         return Decision(True, _describe(message), (_describe(message),))
     if final or ctx.settled in ("bounced", "deferred"):
-        state = f"the SUT reports it {ctx.settled}" if ctx.settled else "nothing arrived before the deadline"
+        state = (
+            f"the SUT reports it {ctx.settled}"
+            if ctx.settled
+            else "nothing arrived before the deadline"
+        )
         return Decision(False, f"expected {wanted}; {state}")
     return None
 
 
-def check_not_delivered(check: NotDelivered, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def check_not_delivered(
+    check: NotDelivered, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
     host = ctx.expand(check.host) if check.host else None
     for message in log.of(DeliveredMessage):
         if host is None or message.host == host:
-            return Decision(False, f"expected no delivery to {host or 'any MX'}; the message was {_describe(message)}",
-                            (_describe(message),))
+            return Decision(
+                False,
+                f"expected no delivery to {host or 'any MX'}; the message was {_describe(message)}",
+                (_describe(message),),
+            )
     if ctx.settled == "delivered" and host is None:
         return Decision(False, "expected no delivery; the SUT reports the message delivered")
     if final or ctx.settled is not None:
@@ -95,7 +131,9 @@ def _contacts(log: ObservationLog) -> list[tuple[float, str]]:
     return sorted(seen)
 
 
-def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def check_first_contact(
+    check: FirstContact, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
     host = ctx.expand(check.host)
     # Sessions are recorded when they end; once a message is delivered (or the SUT has
     # settled it), every earlier session of the MX walk has ended and been recorded.
@@ -103,13 +141,17 @@ def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, 
         return None
     contacts = _contacts(log)
     if not contacts:
-        return Decision(False, f"expected the first connection to go to {host}; the SUT connected to no MX")
+        return Decision(
+            False, f"expected the first connection to go to {host}; the SUT connected to no MX"
+        )
     first = contacts[0][1]
     order = " -> ".join(dict.fromkeys(h for _, h in contacts))
     return Decision(first == host, f"first connection went to {first} (order: {order})", (order,))
 
 
-def check_contacted(check: Contacted, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def check_contacted(
+    check: Contacted, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
     host = ctx.expand(check.host)
     if any(h == host for _, h in _contacts(log)):
         return Decision(True, f"the SUT connected to {host}")
@@ -118,19 +160,29 @@ def check_contacted(check: Contacted, log: ObservationLog, ctx: Context, final: 
     return None
 
 
-def check_tls_record(check: TlsRecord, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def check_tls_record(
+    check: TlsRecord, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
     host = ctx.expand(check.host)
     if ctx.sut_records is None:
-        return Decision(False, "the target does not expose its TLS session records") if final else None
+        return (
+            Decision(False, "the target does not expose its TLS session records") if final else None
+        )
     records = [r for r in ctx.sut_records if r.mx_host == host]
     shown = tuple(f"{r.mx_host}: {r.result}" for r in records)
     if any(r.result == check.result for r in records):
         return Decision(True, f"the SUT recorded {check.result!r} for {host}", shown)
     if records and (final or ctx.settled is not None):
-        return Decision(False, f"expected {check.result!r} for {host}; the SUT recorded "
-                        + ", ".join(repr(r.result) for r in records), shown)
+        return Decision(
+            False,
+            f"expected {check.result!r} for {host}; the SUT recorded "
+            + ", ".join(repr(r.result) for r in records),
+            shown,
+        )
     if final or ctx.settled is not None:
-        return Decision(False, f"expected {check.result!r} for {host}; the SUT recorded nothing for it")
+        return Decision(
+            False, f"expected {check.result!r} for {host}; the SUT recorded nothing for it"
+        )
     return None
 
 
@@ -150,17 +202,27 @@ def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
         return Decision(False, f"the probe did not establish {check.fact!r}")
     value = facts[check.fact]
     if check.equals is not None:
-        return Decision(value == check.equals, f"{check.fact} = {value!r} (expected {check.equals!r})")
+        return Decision(
+            value == check.equals, f"{check.fact} = {value!r} (expected {check.equals!r})"
+        )
     if check.one_of is not None:
-        return Decision(value in check.one_of, f"{check.fact} = {value!r} (expected one of {list(check.one_of)!r})")
+        return Decision(
+            value in check.one_of,
+            f"{check.fact} = {value!r} (expected one of {list(check.one_of)!r})",
+        )
     assert check.not_in is not None
-    return Decision(value not in check.not_in, f"{check.fact} = {value!r} (must not be one of {list(check.not_in)!r})")
+    return Decision(
+        value not in check.not_in,
+        f"{check.fact} = {value!r} (must not be one of {list(check.not_in)!r})",
+    )
 
 
 SendingCheck = Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | TlsSni
 
 
-def evaluate_sending(check: SendingCheck, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def evaluate_sending(
+    check: SendingCheck, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
     if isinstance(check, Delivered):
         return check_delivered(check, log, ctx, final)
     if isinstance(check, NotDelivered):

@@ -180,7 +180,9 @@ async def probe_starttls_injection(ctx: ProbeContext) -> ProbeResult:
     client, keywords = await _open(ctx, result)
     try:
         if "STARTTLS" not in keywords:
-            raise ProbePrecondition("the SUT does not offer STARTTLS, so nothing can be injected around it")
+            raise ProbePrecondition(
+                "the SUT does not offer STARTTLS, so nothing can be injected around it"
+            )
         await client.send_raw(b"STARTTLS\r\nNOOP injected-before-tls\r\n")
         reply = await client.reply()
         if reply.code != 220:

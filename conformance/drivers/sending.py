@@ -17,7 +17,13 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from conformance.catalog.model import SendMessage
-from conformance.drivers.checks import Context, Decision, SendingCheck, evaluate_sending, session_lines
+from conformance.drivers.checks import (
+    Context,
+    Decision,
+    SendingCheck,
+    evaluate_sending,
+    session_lines,
+)
 from conformance.drivers.smtpwire import WireClient, WireError
 from conformance.targets.base import Target
 from conformance.world.observe import DnsQuery, HttpRequest, MitmAction, ObservationLog, SmtpSession
@@ -34,7 +40,9 @@ class SendingOutcome:
     evidence: list[str]
 
 
-def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tuple[str, list[str], bytes, str]:
+def build_message(
+    stimulus: SendMessage, stage: Stage, scenario_id: str
+) -> tuple[str, list[str], bytes, str]:
     sender = stage.expand(stimulus.sender)
     recipients = [stage.expand(r) for r in stimulus.recipients]
     message_id = f"<{secrets.token_hex(8)}.{stage.domain}@mailtls.test>"
@@ -48,8 +56,14 @@ def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tupl
     return sender, recipients, msg.as_bytes().replace(b"\n", b"\r\n"), message_id
 
 
-async def inject(endpoint: tuple[str, int], sender: str, recipients: list[str], data: bytes,
-                 params: tuple[str, ...], timeout: float) -> list[str]:
+async def inject(
+    endpoint: tuple[str, int],
+    sender: str,
+    recipients: list[str],
+    data: bytes,
+    params: tuple[str, ...],
+    timeout: float,
+) -> list[str]:
     """Submit the message as a user would (plain SMTP to the submission endpoint)."""
     try:
         client = await WireClient.connect(*endpoint, timeout=timeout)
@@ -69,7 +83,9 @@ async def inject(endpoint: tuple[str, int], sender: str, recipients: list[str], 
                 raise InjectionError(f"RCPT refused: {reply.code} {reply.text}")
         if (reply := await client.command("DATA")).code != 354:
             raise InjectionError(f"DATA refused: {reply.code} {reply.text}")
-        body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in data.split(b"\r\n"))
+        body = b"\r\n".join(
+            b"." + line if line.startswith(b".") else line for line in data.split(b"\r\n")
+        )
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         await client.send_raw(body + b".\r\n")
@@ -89,9 +105,13 @@ def story(log: ObservationLog) -> list[str]:
     lines: list[str] = []
     for event in log.events:
         if isinstance(event, DnsQuery):
-            lines.append(f"dns {event.transport} {event.qtype} {event.qname} -> {event.rcode} ({event.answers})")
+            lines.append(
+                f"dns {event.transport} {event.qtype} {event.qname} -> {event.rcode} ({event.answers})"
+            )
         elif isinstance(event, HttpRequest):
-            lines.append(f"https {event.method} https://{event.host}{event.target} sni={event.sni} -> {event.status}")
+            lines.append(
+                f"https {event.method} https://{event.host}{event.target} sni={event.sni} -> {event.status}"
+            )
         elif isinstance(event, MitmAction):
             lines.append(f"attacker at {event.host}: {event.action} {event.detail}".rstrip())
         elif isinstance(event, SmtpSession):
@@ -111,8 +131,14 @@ async def run_sending(
     if endpoint is None:
         raise InjectionError("the target has no submission endpoint")
     sender, recipients, data, _message_id = build_message(stimulus, stage, scenario_id)
-    evidence = await inject(endpoint, sender, recipients, data, stimulus.mail_params,
-                            timeout=max(0.1, deadline - time.monotonic()))
+    evidence = await inject(
+        endpoint,
+        sender,
+        recipients,
+        data,
+        stimulus.mail_params,
+        timeout=max(0.1, deadline - time.monotonic()),
+    )
     settled: str | None = None
 
     def context(final: bool) -> Context:
@@ -127,7 +153,9 @@ async def run_sending(
         return None
 
     waiter = asyncio.ensure_future(stage.log.wait_for(decide, deadline))
-    settle = asyncio.ensure_future(target.settled(stage.domain, deadline)) if target.can_settle else None
+    settle = (
+        asyncio.ensure_future(target.settled(stage.domain, deadline)) if target.can_settle else None
+    )
     try:
         pending = {waiter} | ({settle} if settle else set())
         done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

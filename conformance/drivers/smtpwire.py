@@ -121,8 +121,10 @@ class WireClient:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
 
-def unverified_context(minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-                       maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> ssl.SSLContext:
+def unverified_context(
+    minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+) -> ssl.SSLContext:
     """A client context that accepts any certificate: probes learn the TLS facts first and
     judge the certificate separately, so one handshake tells both."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -87,12 +87,22 @@ def junit_document(run: RunInfo, results: list[ScenarioResult]) -> bytes:
     )
     for result in results:
         case = ET.SubElement(
-            suite, "testcase", classname=f"rfc{result.rfc}.{result.role}", name=result.id,
+            suite,
+            "testcase",
+            classname=f"rfc{result.rfc}.{result.role}",
+            name=result.id,
             time=f"{result.duration_s:.3f}",
         )
-        message = result.reason or "; ".join(o.detail for o in result.outcomes if o.verdict is not Verdict.PASS)
-        body = "\n".join([*(f"[{o.verdict.value}] {o.requirement}: {o.detail}" for o in result.outcomes),
-                          "", *result.evidence])
+        message = result.reason or "; ".join(
+            o.detail for o in result.outcomes if o.verdict is not Verdict.PASS
+        )
+        body = "\n".join(
+            [
+                *(f"[{o.verdict.value}] {o.requirement}: {o.detail}" for o in result.outcomes),
+                "",
+                *result.evidence,
+            ]
+        )
         if result.verdict is Verdict.FAIL:
             ET.SubElement(case, "failure", message=message[:500], type="FAIL").text = body
         elif result.verdict is Verdict.ERROR:
@@ -100,9 +110,12 @@ def junit_document(run: RunInfo, results: list[ScenarioResult]) -> bytes:
         elif result.verdict is Verdict.NA:
             ET.SubElement(case, "skipped", message=message[:500])
         elif result.verdict is Verdict.WARN:
-            ET.SubElement(case, "system-out").text = f"WARN (a SHOULD not followed): {message}\n{body}"
+            ET.SubElement(
+                case, "system-out"
+            ).text = f"WARN (a SHOULD not followed): {message}\n{body}"
     ET.indent(suite)
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def html_document(run: RunInfo, results: list[ScenarioResult]) -> str:
@@ -124,7 +137,10 @@ def html_document(run: RunInfo, results: list[ScenarioResult]) -> str:
 def write_report(directory: Path, run: RunInfo, results: list[ScenarioResult]) -> list[Path]:
     """Render all three files, then move them into ``directory`` together."""
     files = {
-        "results.json": json.dumps(results_document(run, results), indent=2, sort_keys=False).encode() + b"\n",
+        "results.json": json.dumps(
+            results_document(run, results), indent=2, sort_keys=False
+        ).encode()
+        + b"\n",
         "junit.xml": junit_document(run, results),
         "report.html": html_document(run, results).encode(),
     }

@@ -55,7 +55,9 @@ def _tls_adjusted(adjust: Callable[[ssl.SSLContext], None]) -> Callable[[], Serv
     def starter() -> ServerStarter:
         from reference_impl.smtp.aio_server import start_smtp_server
 
-        async def start(*args: Any, tls_context: ssl.SSLContext | None = None, **kwargs: Any) -> Any:
+        async def start(
+            *args: Any, tls_context: ssl.SSLContext | None = None, **kwargs: Any
+        ) -> Any:
             if tls_context is not None:
                 adjust(tls_context)
             return await start_smtp_server(*args, tls_context=tls_context, **kwargs)
@@ -78,32 +80,66 @@ def _allow_old_versions(maximum: ssl.TLSVersion) -> Callable[[ssl.SSLContext], N
 
 def _variant(name: str, description: str, **changes: Any) -> Variant:
     inbound = changes.pop("inbound_cert", CertSpec())
-    return Variant(name=name, description=description, mta=MtaVariant(name=name, **changes), inbound_cert=inbound)
+    return Variant(
+        name=name,
+        description=description,
+        mta=MtaVariant(name=name, **changes),
+        inbound_cert=inbound,
+    )
 
 
 MUTANTS: dict[str, Variant] = {
     v.name: v
     for v in [
-        _variant("no-starttls-offer", "never advertises STARTTLS (RFC 3207 6)",
-                 server_connection_factory=_NoStartTlsOffer),
-        _variant("starttls-after-tls", "advertises STARTTLS again inside TLS (RFC 3207 4.2)",
-                 server_connection_factory=_StartTlsAfterTls),
-        _variant("keeps-pipelined-plaintext",
-                 "executes plaintext pipelined after STARTTLS under TLS (RFC 3207 4.2, CVE-2011-0411)",
-                 server_connection_factory=_KeepsPipelinedPlaintext),
-        _variant("tls-max-1.1", "inbound TLS capped at TLS 1.1 (RFC 8461 7.2, RFC 8996)",
-                 server_starter=_tls_adjusted(_allow_old_versions(ssl.TLSVersion.TLSv1_1))),
-        _variant("accepts-tls10", "inbound TLS accepts TLS 1.0 and 1.1 (RFC 8996 4, 5)",
-                 server_starter=_tls_adjusted(_allow_old_versions(ssl.TLSVersion.MAXIMUM_SUPPORTED))),
-        _variant("wrong-mx-cert", "inbound certificate names another host (RFC 8461 4.2)",
-                 inbound_cert=CertSpec(profile=CertProfile.WRONG_NAME)),
-        _variant("mx-reverse-order", "walks MX hosts from the highest preference value (RFC 5321 5.1)",
-                 mx_ordering=_reversed_order(order_by_preference)),
-        _variant("no-mx-fallback", "tries only the first MX host (RFC 5321 5.1)",
-                 host_walk=walk_first_host_only),
-        _variant("never-starttls", "delivers in plaintext even when STARTTLS is offered (RFC 3207 6)",
-                 attempt_starttls=False),
-        _variant("records-success", "records every TLS session as successful (RFC 8460 4.3)",
-                 record_hook=_always_success),
+        _variant(
+            "no-starttls-offer",
+            "never advertises STARTTLS (RFC 3207 6)",
+            server_connection_factory=_NoStartTlsOffer,
+        ),
+        _variant(
+            "starttls-after-tls",
+            "advertises STARTTLS again inside TLS (RFC 3207 4.2)",
+            server_connection_factory=_StartTlsAfterTls,
+        ),
+        _variant(
+            "keeps-pipelined-plaintext",
+            "executes plaintext pipelined after STARTTLS under TLS (RFC 3207 4.2, CVE-2011-0411)",
+            server_connection_factory=_KeepsPipelinedPlaintext,
+        ),
+        _variant(
+            "tls-max-1.1",
+            "inbound TLS capped at TLS 1.1 (RFC 8461 7.2, RFC 8996)",
+            server_starter=_tls_adjusted(_allow_old_versions(ssl.TLSVersion.TLSv1_1)),
+        ),
+        _variant(
+            "accepts-tls10",
+            "inbound TLS accepts TLS 1.0 and 1.1 (RFC 8996 4, 5)",
+            server_starter=_tls_adjusted(_allow_old_versions(ssl.TLSVersion.MAXIMUM_SUPPORTED)),
+        ),
+        _variant(
+            "wrong-mx-cert",
+            "inbound certificate names another host (RFC 8461 4.2)",
+            inbound_cert=CertSpec(profile=CertProfile.WRONG_NAME),
+        ),
+        _variant(
+            "mx-reverse-order",
+            "walks MX hosts from the highest preference value (RFC 5321 5.1)",
+            mx_ordering=_reversed_order(order_by_preference),
+        ),
+        _variant(
+            "no-mx-fallback",
+            "tries only the first MX host (RFC 5321 5.1)",
+            host_walk=walk_first_host_only,
+        ),
+        _variant(
+            "never-starttls",
+            "delivers in plaintext even when STARTTLS is offered (RFC 3207 6)",
+            attempt_starttls=False,
+        ),
+        _variant(
+            "records-success",
+            "records every TLS session as successful (RFC 8460 4.3)",
+            record_hook=_always_success,
+        ),
     ]
 }

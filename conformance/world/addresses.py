@@ -42,7 +42,11 @@ class AddressPlan:
         self.network = ipaddress.IPv4Network(f"127.{second_octet}.0.0/16")
         base = f"127.{second_octet}.0."
         self.services = ServiceAddresses(
-            dns=base + "53", https=base + "43", mailbox=base + "25", sut=base + "2", submission=base + "3"
+            dns=base + "53",
+            https=base + "43",
+            mailbox=base + "25",
+            sut=base + "2",
+            submission=base + "3",
         )
         self._pool: Iterator[str] = self._host_addresses()
 

@@ -77,7 +77,9 @@ class DeliveredMessage:
 
     host: str  # the peer's host name, e.g. "mx1.example.test"
     mail_from: str
-    mail_options: tuple[str, ...]  # ESMTP parameters of MAIL FROM, e.g. ("REQUIRETLS", "BODY=8BITMIME")
+    mail_options: tuple[
+        str, ...
+    ]  # ESMTP parameters of MAIL FROM, e.g. ("REQUIRETLS", "BODY=8BITMIME")
     rcpt_tos: tuple[str, ...]
     data: bytes
     tls: bool
@@ -125,18 +127,12 @@ class ReportPost:
 
 
 Observation = (
-    DnsQuery
-    | HttpRequest
-    | TlsHandshake
-    | DeliveredMessage
-    | SmtpSession
-    | MitmAction
-    | ReportPost
+    DnsQuery | HttpRequest | TlsHandshake | DeliveredMessage | SmtpSession | MitmAction | ReportPost
 )
 ObservationSink = Callable[[Observation], None]
 
 T = TypeVar("T")
-O = TypeVar("O", bound=Observation)
+ObservationT = TypeVar("ObservationT", bound=Observation)
 
 
 @dataclass
@@ -152,10 +148,12 @@ class ObservationLog:
         if self._changed is not None:
             self._changed.set()
 
-    def of(self, kind: type[O]) -> list[O]:
+    def of(self, kind: type[ObservationT]) -> list[ObservationT]:
         return [e for e in self.events if isinstance(e, kind)]
 
-    async def wait_for(self, predicate: Callable[[ObservationLog], T | None], deadline: float) -> T | None:
+    async def wait_for(
+        self, predicate: Callable[[ObservationLog], T | None], deadline: float
+    ) -> T | None:
         """Wait until ``predicate(self)`` returns something other than None, or until the
         monotonic ``deadline``; returns the predicate's value or None at the deadline."""
         if self._changed is None:

@@ -30,7 +30,15 @@ from conformance.world.mailbox import Mailbox
 from conformance.world.mitm import StartTlsMitm
 from conformance.world.observe import DeliveredMessage, Observation, ObservationLog
 from conformance.world.smtp_peer import SmtpPeer
-from conformance.world.spec import CertSpec, DnsRecord, DnsSpec, HttpFault, MxHost, PolicyHost, WorldSpec
+from conformance.world.spec import (
+    CertSpec,
+    DnsRecord,
+    DnsSpec,
+    HttpFault,
+    MxHost,
+    PolicyHost,
+    WorldSpec,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +142,9 @@ class World:
                 await dns.start()
             except OSError as exc:
                 if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
-                    raise WorldError(f"cannot start DNS on {plan.services.dns}:{self.ports.dns}: {exc}") from exc
+                    raise WorldError(
+                        f"cannot start DNS on {plan.services.dns}:{self.ports.dns}: {exc}"
+                    ) from exc
                 last_error = exc
                 continue
             self.plan, self._dns = plan, dns
@@ -229,12 +239,22 @@ class World:
                 records.extend(self._stage_policy_host(stage, host))
             # The sender's domain receives bounces and reports in the shared mailbox.
             records += [
-                DnsRecord(name=names["sender_domain"], type="MX", value="10 mailbox." + names["sender_domain"]),
-                DnsRecord(name="mailbox." + names["sender_domain"], type="A", value=self.plan.services.mailbox),
+                DnsRecord(
+                    name=names["sender_domain"],
+                    type="MX",
+                    value="10 mailbox." + names["sender_domain"],
+                ),
+                DnsRecord(
+                    name="mailbox." + names["sender_domain"],
+                    type="A",
+                    value=self.plan.services.mailbox,
+                ),
             ]
             zone = DnsSpec(
                 records=tuple(records),
-                faults=tuple(f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults),
+                faults=tuple(
+                    f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults
+                ),
                 dnssec=spec.dns.dnssec,
             )
             self._dns.add_zone(domain, zone, stage.log.add)
@@ -250,7 +270,11 @@ class World:
     @staticmethod
     def _expand_record(record: DnsRecord, names: dict[str, str]) -> DnsRecord:
         value = record.value
-        expanded = _expand(value, names) if isinstance(value, str) else tuple(_expand(v, names) for v in value)
+        expanded = (
+            _expand(value, names)
+            if isinstance(value, str)
+            else tuple(_expand(v, names) for v in value)
+        )
         return record.model_copy(update={"name": _expand(record.name, names), "value": expanded})
 
     async def _stage_mx(self, stage: Stage, mx: MxHost) -> list[DnsRecord]:
@@ -264,12 +288,18 @@ class World:
             return records  # nothing listens: connection refused
         behaviour = mx.smtp
         # Empty names: the CA uses the host's own name (and the wrong-name profile its own).
-        cert = behaviour.cert.model_copy(update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)})
+        cert = behaviour.cert.model_copy(
+            update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)}
+        )
 
         def factory(cert: CertSpec = cert) -> ssl.SSLContext:
-            return self.ca.server_context(name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max)
+            return self.ca.server_context(
+                name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max
+            )
 
-        peer = SmtpPeer(name, behaviour, factory, stage.log.add, session_timeout_s=self.peer_timeout_s)
+        peer = SmtpPeer(
+            name, behaviour, factory, stage.log.add, session_timeout_s=self.peer_timeout_s
+        )
         if mx.mitm is None:
             await peer.start(published, self.ports.smtp)
             stage._closers.append(peer.stop)
@@ -277,8 +307,13 @@ class World:
             hidden = self.allocate()
             await peer.start(hidden, self.ports.smtp)
             stage._closers.append(peer.stop)
-            mitm = StartTlsMitm(name, mx.mitm, (hidden, self.ports.smtp), stage.log.add,
-                                timeout_s=self.peer_timeout_s)
+            mitm = StartTlsMitm(
+                name,
+                mx.mitm,
+                (hidden, self.ports.smtp),
+                stage.log.add,
+                timeout_s=self.peer_timeout_s,
+            )
             await mitm.start(published, self.ports.smtp)
             stage._closers.append(mitm.stop)
         return records
@@ -291,7 +326,9 @@ class World:
                 "name": name,
                 "body": stage.expand(host.body),
                 "redirect_to": stage.expand(host.redirect_to),
-                "cert": host.cert.model_copy(update={"names": tuple(stage.expand(n) for n in host.cert.names)}),
+                "cert": host.cert.model_copy(
+                    update={"names": tuple(stage.expand(n) for n in host.cert.names)}
+                ),
             }
         )
         if host.fault is HttpFault.REFUSE:

@@ -82,15 +82,24 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     ("broken", "line", "field"),
     [
         (GOOD.replace("role: receiving-mta", "role: bystander"), 5, "scenarios[0].role"),
-        (GOOD.replace("    mutants: [no-starttls-offer]\n", "    mutants: []\n"), 9, "scenarios[0].mutants"),
+        (
+            GOOD.replace("    mutants: [no-starttls-offer]\n", "    mutants: []\n"),
+            9,
+            "scenarios[0].mutants",
+        ),
         (GOOD.replace("equals: true", "equals: true, colour: red"), 8, "scenarios[0].expect[0]"),
-        (GOOD.replace("rfc3207-6-server-opportunistic-option", "rfc9999-1-nothing"), 4,
-         "scenarios[0].requirements[0]"),
+        (
+            GOOD.replace("rfc3207-6-server-opportunistic-option", "rfc9999-1-nothing"),
+            4,
+            "scenarios[0].requirements[0]",
+        ),
         (GOOD.replace("kind: probe, probe: ehlo", "kind: send-message"), 2, "scenarios[0]"),
         (GOOD.replace("id: test/example/one", "id: Not An Id"), 2, "scenarios[0].id"),
     ],
 )
-def test_schema_errors_name_file_line_and_field(tmp_path: Path, broken: str, line: int, field: str) -> None:
+def test_schema_errors_name_file_line_and_field(
+    tmp_path: Path, broken: str, line: int, field: str
+) -> None:
     with pytest.raises(DataFileError) as err:
         load_text(tmp_path, broken)
     assert err.value.path == tmp_path / "x.yaml"
