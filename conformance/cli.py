@@ -38,19 +38,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mailtls", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"mailtls-conformance {__version__}")
-    parser.add_argument(
-        "--catalog", type=Path, help="scenario folder (default: the installed catalog)"
-    )
-    parser.add_argument(
-        "--inventory", type=Path, help="requirement inventory folder (default: installed)"
-    )
+    parser.add_argument("--catalog", type=Path, help="scenario folder (default: the installed catalog)")
+    parser.add_argument("--inventory", type=Path, help="requirement inventory folder (default: installed)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_list = sub.add_parser("list", help="list the scenarios of the catalog")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
-    p_list.add_argument(
-        "--select", action="append", default=[], metavar="GLOB", help="only ids matching GLOB"
-    )
+    p_list.add_argument("--select", action="append", default=[], metavar="GLOB", help="only ids matching GLOB")
 
     p_run = sub.add_parser("run", help="run scenarios against a target and write the report")
     p_run.add_argument(
@@ -72,34 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where results.json, junit.xml and report.html go (default: reports)",
     )
-    p_run.add_argument(
-        "-j", "--jobs", type=int, default=1, metavar="N", help="scenarios run at once"
-    )
+    p_run.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="scenarios run at once")
     p_run.add_argument(
         "--privileged",
         action="store_true",
         help="serve DNS/HTTPS/SMTP on ports 53/443/25 (for external SUTs; needs root)",
     )
     p_run.add_argument("-q", "--quiet", action="store_true", help="no line per scenario")
+    p_run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="cap every scenario's deadline at S seconds (default: each scenario's own)",
+    )
 
     p_req = sub.add_parser("requirements", help="requirement coverage per RFC")
     p_req.add_argument("--json", action="store_true")
-    p_req.add_argument(
-        "--rfc", type=int, action="append", default=[], help="only this RFC (repeatable)"
-    )
-    p_req.add_argument(
-        "--uncovered", action="store_true", help="list observable requirements no scenario covers"
-    )
+    p_req.add_argument("--rfc", type=int, action="append", default=[], help="only this RFC (repeatable)")
+    p_req.add_argument("--uncovered", action="store_true", help="list observable requirements no scenario covers")
 
     sub.add_parser("targets", help="list the built-in targets and mutants")
 
-    p_world = sub.add_parser(
-        "world", help="start the world alone and print how to point a SUT at it"
-    )
+    p_world = sub.add_parser("world", help="start the world alone and print how to point a SUT at it")
     p_world.add_argument("--privileged", action="store_true", help="ports 53/443/25 (needs root)")
-    p_world.add_argument(
-        "--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)"
-    )
+    p_world.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
     return parser
 
 
@@ -142,9 +133,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
     covered: dict[str, list[str]] = {}
     for entry in catalog.entries:
-        cited = set(entry.scenario.requirements) | {
-            c.requirement for c in entry.scenario.expect if c.requirement
-        }
+        cited = set(entry.scenario.requirements) | {c.requirement for c in entry.scenario.expect if c.requirement}
         for req in cited:
             covered.setdefault(req, []).append(entry.id)
     rows = []
@@ -165,9 +154,7 @@ def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
                     for r in observable
                     if r.id not in covered
                 ],
-                "not_observable": [
-                    {"id": r.id, "reason": r.reason} for r in reqs if not r.observable
-                ],
+                "not_observable": [{"id": r.id, "reason": r.reason} for r in reqs if not r.observable],
                 "scenarios": {r.id: covered[r.id] for r in reqs if r.id in covered},
             }
         )
@@ -224,7 +211,9 @@ async def _run(args: argparse.Namespace, inventory: Inventory, entries: list[Cat
         world_text = f"{world.info.network} dns={world.info.resolver[0]}:{world.info.resolver[1]}"
         await target.start(world)
         try:
-            await run_all(entries, world, target, inventory, jobs=args.jobs, on_result=collect)
+            await run_all(
+                entries, world, target, inventory, jobs=args.jobs, on_result=collect, timeout_cap_s=args.timeout
+            )
         except asyncio.CancelledError:
             interrupted = True
         finally:
@@ -257,6 +246,8 @@ async def _run(args: argparse.Namespace, inventory: Inventory, entries: list[Cat
 def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
     inventory, catalog = _load(args)
     entries = catalog.select(args.select)
     if not entries:
@@ -275,13 +266,9 @@ async def _world(args: argparse.Namespace) -> None:
         print(f"world network      {info.network} (run tag {info.tag})")
         print(f"resolver (DNS)     {info.resolver[0]} port {info.resolver[1]} (UDP and TCP)")
         print(f"trust this CA      {info.trust_bundle}")
-        print(
-            f"MX hosts listen on port {info.smtp_port}; policy hosts on {info.https[0]} port {info.https[1]}"
-        )
+        print(f"MX hosts listen on port {info.smtp_port}; policy hosts on {info.https[0]} port {info.https[1]}")
         print(f"mailbox (bounces)  {info.mailbox[0]}:{info.mailbox[1]}")
-        print(
-            "Scenario domains are <name>-<n>." + info.tag + ".test; stop with Ctrl-C.", flush=True
-        )
+        print("Scenario domains are <name>-<n>." + info.tag + ".test; stop with Ctrl-C.", flush=True)
         if args.seconds > 0:
             await asyncio.sleep(args.seconds)
         else:

@@ -71,32 +71,35 @@ def not_applicable(entry: CatalogEntry, target: Target) -> str | None:
 
 
 async def run_scenario(
-    entry: CatalogEntry, world: World, target: Target, inventory: Inventory
+    entry: CatalogEntry,
+    world: World,
+    target: Target,
+    inventory: Inventory,
+    *,
+    timeout_cap_s: float | None = None,
 ) -> ScenarioResult:
     started = time.monotonic()
     reason = not_applicable(entry, target)
     if reason is not None:
         return _result(entry, Verdict.NA, started, reason=reason)
     scenario = entry.scenario
+    timeout_s = min(scenario.timeout_s, timeout_cap_s) if timeout_cap_s else scenario.timeout_s
+    grace_s = min(_GRACE_S, timeout_s)
     try:
-        async with asyncio.timeout(scenario.timeout_s + _GRACE_S):
+        async with asyncio.timeout(timeout_s + grace_s):
             stage = await world.stage(scenario.id, scenario.world)
             try:
-                deadline = time.monotonic() + scenario.timeout_s
+                deadline = time.monotonic() + timeout_s
                 pairs: list[tuple[str, str | None, Decision]]
                 evidence: list[str]
                 if isinstance(scenario.stimulus, SendMessage):
                     sending = [c for c in scenario.expect if not isinstance(c, Fact)]
-                    outcome = await run_sending(
-                        scenario.stimulus, sending, stage, target, scenario.id, deadline
-                    )
+                    outcome = await run_sending(scenario.stimulus, sending, stage, target, scenario.id, deadline)
                     pairs = [(c.check, c.requirement, d) for c, d in outcome.decisions]
                     evidence = outcome.evidence
                 else:
                     assert isinstance(scenario.stimulus, Probe)
-                    pairs, evidence = await _run_probe(
-                        scenario.stimulus, entry, world, target, deadline
-                    )
+                    pairs, evidence = await _run_probe(scenario.stimulus, entry, world, target, deadline)
             finally:
                 await world.unstage(stage)
     except TimeoutError:
@@ -104,7 +107,7 @@ async def run_scenario(
             entry,
             Verdict.ERROR,
             started,
-            reason=f"no decision within {scenario.timeout_s + _GRACE_S:.0f} s",
+            reason=f"no decision within {timeout_s + grace_s:.1f} s",
         )
     except ProbePrecondition as exc:
         return _result(entry, Verdict.NA, started, reason=f"precondition not met: {exc}")
@@ -169,6 +172,7 @@ async def run_all(
     *,
     jobs: int = 1,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    timeout_cap_s: float | None = None,
 ) -> list[ScenarioResult]:
     """Run entries with at most ``jobs`` at once; results in catalog order. On cancellation
     the results decided so far are returned through ``on_result`` before it propagates."""
@@ -177,7 +181,7 @@ async def run_all(
 
     async def one(entry: CatalogEntry) -> None:
         async with semaphore:
-            result = await run_scenario(entry, world, target, inventory)
+            result = await run_scenario(entry, world, target, inventory, timeout_cap_s=timeout_cap_s)
         results[entry.id] = result
         if on_result is not None:
             on_result(result)

@@ -77,8 +77,9 @@ def strip_starttls(lines: Sequence[bytes]) -> tuple[tuple[bytes, ...], int]:
 
 
 def wire_text(text: str) -> bytes:
-    """Scenario text to wire bytes: any line ending becomes CRLF (YAML blocks give bare LF)."""
-    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    """Scenario text to wire bytes: any line ending becomes CRLF (YAML blocks give bare LF).
+    An attacker sends what it is told, so even lone surrogates pass (as their UTF-8 form)."""
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "surrogatepass")
 
 
 class _Relay:
@@ -333,9 +334,7 @@ class StartTlsMitm:
     async def start(self, address: str, port: int) -> None:
         if self._server is not None:
             raise PeerNotRunning(f"{self.host_name}: already started")
-        self._server = await asyncio.start_server(
-            self._on_client, host=address, port=port, limit=LINE_LIMIT
-        )
+        self._server = await asyncio.start_server(self._on_client, host=address, port=port, limit=LINE_LIMIT)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -370,9 +369,7 @@ class StartTlsMitm:
         try:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    server_reader, server_writer = await asyncio.open_connection(
-                        *self.upstream, limit=LINE_LIMIT
-                    )
+                    server_reader, server_writer = await asyncio.open_connection(*self.upstream, limit=LINE_LIMIT)
             except (OSError, TimeoutError) as exc:
                 self.act("upstream-unreachable", f"{upstream}: {type(exc).__name__}: {exc}")
                 reason = "upstream unreachable"
@@ -384,8 +381,9 @@ class StartTlsMitm:
         except OSError as exc:
             reason = f"error: {type(exc).__name__}: {exc}"
         except asyncio.CancelledError:
+            # Only stop() cancels a relay. Ending normally instead of re-raising: asyncio 3.11's
+            # start_server callback calls task.exception() on a cancelled task and logs that.
             reason = "stopped"
-            raise
         finally:
             self.act("close", f"client {client}: {reason}")
             await _close(writer)

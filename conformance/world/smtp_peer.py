@@ -131,9 +131,7 @@ def parse_mail_parameters(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def apply_tls_versions(
-    ctx: ssl.SSLContext, tls_min: TlsVersionName, tls_max: TlsVersionName
-) -> None:
+def apply_tls_versions(ctx: ssl.SSLContext, tls_min: TlsVersionName, tls_max: TlsVersionName) -> None:
     """Limit a server context to the scripted protocol versions."""
     with warnings.catch_warnings():
         # TLS 1.0/1.1 are deprecated (RFC 8996); the world offers them on purpose so that a
@@ -143,6 +141,15 @@ def apply_tls_versions(
         ctx.maximum_version = _TLS_VERSIONS[tls_max]
     if tls_min in ("TLSv1", "TLSv1.1"):
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses them at its default level
+
+
+def _encode(text: str) -> bytes:
+    """Reply text to bytes: client bytes aiosmtpd decoded with surrogateescape go back as
+    they came; any other unencodable character (scenario text) is replaced, never fatal."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +248,7 @@ class _ScriptedSmtp(SMTP):
         if len(self._lines) < _MAX_TRANSCRIPT_LINES:
             self._lines.append(TranscriptLine(direction, text, self._tls, time.monotonic()))
         elif len(self._lines) == _MAX_TRANSCRIPT_LINES:
-            self._lines.append(
-                TranscriptLine(direction, "<transcript truncated>", self._tls, time.monotonic())
-            )
+            self._lines.append(TranscriptLine(direction, "<transcript truncated>", self._tls, time.monotonic()))
 
     def client_bytes(self, data: bytes, *, complete: bool) -> None:
         """Called by the reader for everything the client sent (a line or part of one)."""
@@ -273,9 +278,9 @@ class _ScriptedSmtp(SMTP):
             self._greeted = True
             greeting = self._cfg.behaviour.greeting
             text = f"{self._cfg.host_name} {greeting.text}".rstrip()
-            wire = "\r\n".join(reply_lines(greeting.code, text)).encode("utf-8", "surrogateescape")
+            wire = _encode("\r\n".join(reply_lines(greeting.code, text)))
         else:
-            wire = status.encode("utf-8", "surrogateescape") if isinstance(status, str) else status
+            wire = _encode(status) if isinstance(status, str) else status
         for line in wire.split(b"\r\n"):
             self._record("s2c", line.decode("latin-1"))
         if wire.startswith(b"354"):
@@ -285,9 +290,7 @@ class _ScriptedSmtp(SMTP):
 
     # -- connection life cycle --------------------------------------------------------------
 
-    def _cb_client_connected(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def _cb_client_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._raw_reader = reader
         # aiosmtpd only calls readuntil/readline/read on it, which the proxy provides.
         self._reader = _RecordingReader(reader, self)  # type: ignore[assignment]
@@ -403,9 +406,7 @@ class _ScriptedSmtp(SMTP):
         self._sess().extended_smtp = True
         self._sess().host_name = hostname
         b = self._cfg.behaviour
-        keywords = (
-            b.ehlo_keywords if not self._tls or b.ehlo_keywords_tls is None else b.ehlo_keywords_tls
-        )
+        keywords = b.ehlo_keywords if not self._tls or b.ehlo_keywords_tls is None else b.ehlo_keywords_tls
         # STARTTLS is governed by ``starttls`` alone, and only offered before TLS (RFC 3207 s4).
         lines = [k for k in keywords if k.upper() != "STARTTLS"]
         if b.starttls and not self._tls:
@@ -598,9 +599,7 @@ class SmtpPeer:
         session_timeout_s: float = 30.0,
         max_message_bytes: int = 10 * 2**20,
     ) -> None:
-        self._cfg = _PeerConfig(
-            host_name, behaviour, tls_context_factory, sink, session_timeout_s, max_message_bytes
-        )
+        self._cfg = _PeerConfig(host_name, behaviour, tls_context_factory, sink, session_timeout_s, max_message_bytes)
         self._server: asyncio.Server | None = None
         self._sessions: set[_ScriptedSmtp] = set()
         self._failures: list[BaseException] = []
