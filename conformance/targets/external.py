@@ -116,9 +116,7 @@ def load_target_file(path: Path) -> TargetFile:
         loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
         raise DataFileError(path, _line_of(text, loc), dotted(loc), err["msg"]) from exc
     if Role.SENDING_MTA in parsed.roles and parsed.sending is None:
-        raise DataFileError(
-            path, _line_of(text, ("roles",)), "sending", "role sending-mta needs a [sending] table"
-        )
+        raise DataFileError(path, _line_of(text, ("roles",)), "sending", "role sending-mta needs a [sending] table")
     if Role.RECEIVING_MTA in parsed.roles and parsed.receiving is None:
         raise DataFileError(
             path,

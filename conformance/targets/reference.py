@@ -113,9 +113,7 @@ class ReferenceTarget(Target):
         """Poll the queue until every recipient at ``domain`` left the queued/in-flight states."""
         while time.monotonic() < deadline:
             states = [s for s in self.mta.message_states() if s.domain == domain]
-            if states and all(
-                s.state not in (RecipientState.QUEUED, RecipientState.INFLIGHT) for s in states
-            ):
+            if states and all(s.state not in (RecipientState.QUEUED, RecipientState.INFLIGHT) for s in states):
                 kinds = {s.state for s in states}
                 if kinds == {RecipientState.DELIVERED}:
                     return "delivered"

@@ -1,0 +1,174 @@
+"""Decisions of one delivery attempt, sans-IO: TLS policy, reply classes, ESMTP parameters.
+
+Implements:
+- RFC 3207 section 4 (STARTTLS is offered in EHLO; a 220 starts the handshake, 454 means TLS
+  is unavailable) and RFC 7435 section 4 (opportunistic security: when authentication fails,
+  encrypt without it rather than fall back to cleartext) as the replaceable
+  :func:`opportunistic_tls` decision;
+- RFC 8460 section 4.3 (result types) for the failures the sender observes itself;
+- RFC 5321 section 4.2.1 (reply classes: 2yz done, 4yz transient, 5yz permanent);
+- RFC 3461 sections 5.2.1 and 5.2.2 (DSN parameters are relayed only to a server that
+  advertises DSN), RFC 6152 (BODY=8BITMIME), RFC 6531 (SMTPUTF8), RFC 1870 (SIZE);
+- RFC 8689 section 4.2.1 (a REQUIRETLS message never leaves in the clear or unverified).
+
+Later issues (MTA-STS enforcement) replace :func:`opportunistic_tls`; the asyncio side in
+:mod:`reference_impl.mta.sender` asks it at each TLS decision point and obeys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from reference_impl.mta.dsn import esmtp_param, sanitize_field_text, status_from_reply
+from reference_impl.mta.queue import OutcomeKind, RecipientOutcome
+from reference_impl.mta.records import TlsResultType
+
+# OpenSSL X509_V_ERR_* codes, grouped into the RFC 8460 section 4.3.1 result types.
+_EXPIRED = frozenset({10})  # CERT_HAS_EXPIRED
+_HOST_MISMATCH = frozenset({62, 64})  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+_NOT_TRUSTED = frozenset(
+    {
+        2,  # UNABLE_TO_GET_ISSUER_CERT
+        18,  # DEPTH_ZERO_SELF_SIGNED_CERT
+        19,  # SELF_SIGNED_CERT_IN_CHAIN
+        20,  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+        21,  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+        24,  # INVALID_CA
+        27,  # CERT_UNTRUSTED
+        28,  # CERT_REJECTED
+        47,  # PERMITTED_VIOLATION (name constraints)
+        48,  # EXCLUDED_VIOLATION (name constraints)
+    }
+)
+
+
+class TlsStage(Enum):
+    """The points of a session where TLS did not simply succeed."""
+
+    NOT_OFFERED = "not-offered"  # EHLO had no STARTTLS
+    REFUSED = "refused"  # STARTTLS was answered with something other than 220
+    CERTIFICATE_INVALID = "certificate-invalid"  # the handshake failed verification
+    HANDSHAKE_FAILED = "handshake-failed"  # the handshake failed for another reason
+
+
+class TlsAction(Enum):
+    CONTINUE_PLAINTEXT = "continue-plaintext"  # go on without TLS (same or a new session)
+    RETRY_UNVERIFIED = "retry-unverified"  # reconnect and use TLS without verification
+    NEXT_HOST = "next-host"  # give this host up
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSituation:
+    stage: TlsStage
+    policy_domain: str
+    mx_host: str
+    result_type: TlsResultType
+    detail: str | None
+    requiretls: bool  # the message carries REQUIRETLS (RFC 8689)
+
+
+TlsDecision = Callable[[TlsSituation], TlsAction]
+
+
+def opportunistic_tls(situation: TlsSituation) -> TlsAction:
+    """The reference sender's TLS policy without MTA-STS: encrypt when possible, never
+    refuse to deliver because of TLS, except for a REQUIRETLS message."""
+    if situation.requiretls:
+        # RFC 8689 section 4.2.1: no cleartext and no unverified TLS for a REQUIRETLS
+        # message; the next host (or, in the end, a deferral) is the only way on.
+        return TlsAction.NEXT_HOST
+    if situation.stage in (TlsStage.NOT_OFFERED, TlsStage.REFUSED):
+        return TlsAction.CONTINUE_PLAINTEXT  # RFC 3207 section 4: STARTTLS is optional
+    if situation.stage is TlsStage.CERTIFICATE_INVALID:
+        # RFC 7435 section 4: unauthenticated encryption beats cleartext.
+        return TlsAction.RETRY_UNVERIFIED
+    # A broken handshake says nothing good about this host; another MX may do better.
+    return TlsAction.NEXT_HOST
+
+
+def classify_verify_failure(verify_code: int | None) -> TlsResultType:
+    """RFC 8460 section 4.3.1 result type for an OpenSSL verification code; anything else
+    is the section 4.3.3 catch-all."""
+    if verify_code in _EXPIRED:
+        return TlsResultType.CERTIFICATE_EXPIRED
+    if verify_code in _HOST_MISMATCH:
+        return TlsResultType.CERTIFICATE_HOST_MISMATCH
+    if verify_code in _NOT_TRUSTED:
+        return TlsResultType.CERTIFICATE_NOT_TRUSTED
+    return TlsResultType.VALIDATION_FAILURE
+
+
+def reply_text(code: int, lines: Sequence[str]) -> str:
+    """A remote reply as one line of text for logs and DSNs (sanitised, bounded)."""
+    return sanitize_field_text(f"{code} " + " / ".join(lines), limit=500)
+
+
+def classify_reply(code: int) -> OutcomeKind:
+    """RFC 5321 section 4.2.1: 2yz success, 5yz permanent, everything else transient (a 1yz
+    or 3yz where a final reply was due is a protocol error we may retry)."""
+    if 200 <= code < 300:
+        return OutcomeKind.DELIVERED
+    if 500 <= code < 600:
+        return OutcomeKind.PERMANENT
+    return OutcomeKind.TEMPORARY
+
+
+def outcome_for_reply(address: str, code: int, lines: Sequence[str], remote_mta: str | None) -> RecipientOutcome:
+    kind = classify_reply(code)
+    first = lines[0] if lines else ""
+    status = "2.0.0" if kind is OutcomeKind.DELIVERED else status_from_reply(code, first)
+    if kind is OutcomeKind.TEMPORARY and not status.startswith("4"):
+        status = "4.0.0"
+    return RecipientOutcome(address, kind, status, reply_text(code, lines), remote_mta)
+
+
+def outcomes_for_all(
+    addresses: Sequence[str],
+    kind: OutcomeKind,
+    status: str,
+    diagnostic: str,
+    remote_mta: str | None = None,
+) -> tuple[RecipientOutcome, ...]:
+    return tuple(RecipientOutcome(a, kind, status, diagnostic, remote_mta) for a in addresses)
+
+
+def requires_tls(mail_params: Sequence[str]) -> bool:
+    """RFC 8689 section 3: the REQUIRETLS MAIL parameter (no value)."""
+    return any(p.partition("=")[0].upper() == "REQUIRETLS" for p in mail_params)
+
+
+def outbound_mail_params(
+    mail_params: Sequence[str], extensions: Mapping[str, str], message_size: int
+) -> tuple[str, ...]:
+    """The MAIL FROM parameters to relay, given what the next server advertises."""
+    out: list[str] = []
+    if "SIZE" in extensions:
+        out.append(f"SIZE={message_size}")  # RFC 1870 section 6: our own size estimate
+    body = esmtp_param(mail_params, "BODY")
+    if body is not None and body.upper() == "8BITMIME" and "8BITMIME" in extensions:
+        out.append("BODY=8BITMIME")  # RFC 6152 section 3
+    if esmtp_param(mail_params, "SMTPUTF8") is not None and "SMTPUTF8" in extensions:
+        out.append("SMTPUTF8")  # RFC 6531 section 3.4
+    if "DSN" in extensions:  # RFC 3461 section 5.2.1 (a) and (b); 5.2.2 (a) otherwise
+        for keyword in ("RET", "ENVID"):
+            value = esmtp_param(mail_params, keyword)
+            if value is not None:
+                out.append(f"{keyword}={value}")
+    if requires_tls(mail_params) and "REQUIRETLS" in extensions:
+        out.append("REQUIRETLS")  # RFC 8689 section 4.2.1
+    return tuple(out)
+
+
+def outbound_rcpt_params(rcpt_params: Sequence[str], extensions: Mapping[str, str]) -> tuple[str, ...]:
+    """RFC 3461 section 5.2.1 (c) and (d): NOTIFY and ORCPT go on unchanged, only to a
+    server that advertises DSN (section 5.2.2 (a))."""
+    if "DSN" not in extensions:
+        return ()
+    out = []
+    for keyword in ("NOTIFY", "ORCPT"):
+        value = esmtp_param(rcpt_params, keyword)
+        if value is not None:
+            out.append(f"{keyword}={value}")
+    return tuple(out)

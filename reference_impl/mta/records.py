@@ -1,0 +1,118 @@
+"""TLS session records: one per SMTP session the reference MTA tried, for TLSRPT.
+
+The result types are the names of RFC 8460 section 4.3 (4.3.1 negotiation failures and the
+4.3.3 catch-all "validation-failure"); "success" is the successful-session counter of section
+4.4 (``total-successful-session-count``). Transient failures (TCP refused, timeouts; section
+4.3.4) are not TLS sessions and produce no record.
+
+Records are kept in their own SQLite file so the report generator can read them while the
+queue is busy.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from reference_impl.mta.errors import MtaError
+
+
+class TlsResultType(Enum):
+    """RFC 8460 section 4.3 result types the sender can observe itself, plus success."""
+
+    SUCCESS = "success"
+    STARTTLS_NOT_SUPPORTED = "starttls-not-supported"  # section 4.3.1
+    CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"  # section 4.3.1
+    CERTIFICATE_EXPIRED = "certificate-expired"  # section 4.3.1
+    CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"  # section 4.3.1
+    VALIDATION_FAILURE = "validation-failure"  # section 4.3.3
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSessionRecord:
+    policy_domain: str  # the recipient domain (RFC 8460 section 4.4 "policy-domain")
+    mx_host: str  # "receiving-mx-hostname"
+    ip: str  # "receiving-ip"
+    result_type: TlsResultType
+    tls_version: str | None  # None when the session stayed in plaintext
+    cipher: str | None
+    at: float
+    failure_reason: str | None = None  # "failure-reason-code", e.g. the OpenSSL verify message
+    mx_helo: str | None = None  # "receiving-mx-helo": the first word of the greeting, untrusted
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tls_sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy_domain TEXT NOT NULL,
+    mx_host TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    result_type TEXT NOT NULL,
+    tls_version TEXT,
+    cipher TEXT,
+    at REAL NOT NULL,
+    failure_reason TEXT,
+    mx_helo TEXT
+);
+"""
+
+
+class TlsRecordStore:
+    """Append-only store of :class:`TlsSessionRecord` in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._db: sqlite3.Connection | None = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> TlsRecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise MtaError("the TLS record store is closed")
+        return self._db
+
+    def add(self, record: TlsSessionRecord) -> None:
+        self._conn().execute(
+            "INSERT INTO tls_sessions (policy_domain, mx_host, ip, result_type, tls_version,"
+            " cipher, at, failure_reason, mx_helo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.policy_domain,
+                record.mx_host,
+                record.ip,
+                record.result_type.value,
+                record.tls_version,
+                record.cipher,
+                record.at,
+                record.failure_reason,
+                record.mx_helo,
+            ),
+        )
+
+    def all(self) -> list[TlsSessionRecord]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT policy_domain, mx_host, ip, result_type, tls_version, cipher, at,"
+                " failure_reason, mx_helo FROM tls_sessions ORDER BY id"
+            )
+            .fetchall()
+        )
+        return [
+            TlsSessionRecord(d, h, ip, TlsResultType(r), v, c, at, f, helo) for d, h, ip, r, v, c, at, f, helo in rows
+        ]

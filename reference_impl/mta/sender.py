@@ -1,0 +1,369 @@
+"""Delivering one queued job (one message, one recipient domain) over SMTP: the asyncio edge.
+
+Implements RFC 5321 section 5.1 (try the MX hosts and each of their addresses in order until
+one accepts responsibility), section 3.1 (a non-220 greeting: try elsewhere), section 4.2.1
+(reply classes per recipient), RFC 3207 sections 4 and 4.2 (STARTTLS, and EHLO again after
+the handshake) and records one RFC 8460 TLS session result per SMTP session tried.
+
+Every decision is taken by a pure function (:mod:`reference_impl.mta.delivery`,
+:mod:`reference_impl.mta.mxplan`); this module only talks to the network and obeys them.
+
+Certificate verification, and why two connections: the first STARTTLS handshake uses a
+verifying context (CERT_REQUIRED, check_hostname, the configured CA file, SNI = MX name), so
+OpenSSL itself does the path validation and name check and reports *why* it failed (its
+verify code, mapped to an RFC 8460 result type). When the TLS decision says the session may
+proceed unverified (opportunistic mode, RFC 7435), the sender reconnects to the same address
+and completes STARTTLS with a non-verifying context. The alternative, one handshake with
+CERT_NONE and a home-made check of the leaf afterwards, would need a second path validator
+and cannot see intermediate certificates on Python 3.11 (only the leaf is exposed), so chains
+with intermediates would be misjudged. The world sees the honest sequence: an aborted
+handshake, then a new session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reference_impl.mta import delivery as decide
+from reference_impl.mta.clock import Clock
+from reference_impl.mta.delivery import TlsAction, TlsDecision, TlsSituation, TlsStage
+from reference_impl.mta.dsn import sanitize_field_text
+from reference_impl.mta.mxplan import MxHost, Route, RouteKind
+from reference_impl.mta.queue import DeliveryJob, OutcomeKind, RecipientOutcome
+from reference_impl.mta.records import TlsResultType, TlsSessionRecord
+from reference_impl.smtp.errors import LocalProtocolError, SmtpError, TlsHandshakeFailed
+from reference_impl.smtp.replies import Reply
+
+
+class SmtpClient(Protocol):
+    """What the sender needs of an SMTP client session (``AsyncSmtpClient`` fits)."""
+
+    greeting: Reply
+    extensions: dict[str, str]
+    tls_version: str | None
+    cipher: str | None
+
+    async def ehlo(self) -> Reply: ...
+    async def starttls(self, context: ssl.SSLContext, server_hostname: str | None) -> Reply: ...
+    async def mail(self, sender: str, params: Sequence[str] = ()) -> Reply: ...
+    async def rcpt(self, recipient: str, params: Sequence[str] = ()) -> Reply: ...
+    async def data(self, message: bytes) -> Reply: ...
+    async def quit(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class SmtpConnector(Protocol):
+    """Opens a session and reads the greeting (``AsyncSmtpClient.connect`` fits)."""
+
+    def __call__(self, host: str, port: int, *, timeout: float, local_hostname: str) -> Awaitable[SmtpClient]: ...
+
+
+HostWalk = Callable[[Route], Iterable[tuple[MxHost, str]]]
+RecordHook = Callable[[TlsSessionRecord], TlsSessionRecord]
+# RFC 8461 section 7.1: the SNI sent to an MX is its host name; a function so mutants can change it.
+SniChoice = Callable[[str], str | None]
+
+
+def walk_all_hosts(route: Route) -> Iterable[tuple[MxHost, str]]:
+    """RFC 5321 section 5.1: every address of every MX host, in the route's order."""
+    for host in route.hosts:
+        for address in host.addresses:
+            yield host, address
+
+
+def walk_first_host_only(route: Route) -> Iterable[tuple[MxHost, str]]:
+    """A deliberately wrong walk that never falls back to another MX (for mutants)."""
+    for host in route.hosts[:1]:
+        yield host, host.addresses[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSettings:
+    connector: SmtpConnector
+    local_hostname: str
+    mx_port: int
+    timeout: float  # per step: connect, each reply, the handshake
+    session_timeout: float  # the whole session with one address
+    verified_context: ssl.SSLContext
+    unverified_context: ssl.SSLContext
+    clock: Clock
+    attempt_starttls: bool = True
+    tls_decision: TlsDecision = decide.opportunistic_tls
+    host_walk: HostWalk = walk_all_hosts
+    record_hook: RecordHook = field(default=lambda record: record)
+    sni_for: SniChoice = field(default=lambda mx_name: mx_name)
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    outcomes: tuple[RecipientOutcome, ...]
+    tls_records: tuple[TlsSessionRecord, ...]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one address attempt produced; ``outcomes`` None means: try the next address."""
+
+    outcomes: tuple[RecipientOutcome, ...] | None = None
+    record: TlsSessionRecord | None = None
+    error: str = ""
+
+
+def route_outcomes(job: DeliveryJob, route: Route) -> tuple[RecipientOutcome, ...] | None:
+    """Outcomes decided by the route alone (bounce or defer), or None to go deliver."""
+    addresses = [r.address for r in job.recipients]
+    if route.kind is RouteKind.BOUNCE:
+        return decide.outcomes_for_all(addresses, OutcomeKind.PERMANENT, route.status, route.reason)
+    if route.kind is RouteKind.DEFER:
+        return decide.outcomes_for_all(addresses, OutcomeKind.TEMPORARY, route.status, route.reason)
+    return None
+
+
+async def deliver_job(job: DeliveryJob, route: Route, settings: SenderSettings) -> JobResult:
+    """Deliver ``job`` along ``route``; every recipient gets exactly one outcome."""
+    decided = route_outcomes(job, route)
+    if decided is not None:
+        return JobResult(decided, ())
+    records: list[TlsSessionRecord] = []
+    errors: list[str] = []
+    for host, address in settings.host_walk(route):
+        attempt = await _attempt_address(job, host, address, settings)
+        if attempt.record is not None:
+            records.append(settings.record_hook(attempt.record))
+        if attempt.outcomes is not None:
+            return JobResult(attempt.outcomes, tuple(records))
+        errors.append(f"{host.name}[{address}]: {attempt.error}")
+    # RFC 5321 section 4.5.4.1: no host took the message; queue it for a later try.
+    reason = "no MX host accepted the connection: " + "; ".join(errors)
+    addresses = [r.address for r in job.recipients]
+    outcomes = decide.outcomes_for_all(addresses, OutcomeKind.TEMPORARY, "4.4.1", reason[:900])
+    return JobResult(outcomes, tuple(records))
+
+
+async def _attempt_address(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings) -> _Attempt:
+    try:
+        async with asyncio.timeout(settings.session_timeout):
+            return await _session(job, host, address, settings)
+    except TimeoutError:
+        return _Attempt(error="session deadline passed")
+
+
+async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpClient | str:
+    """Connect, check the greeting, EHLO; an error text when this address is unusable."""
+    try:
+        client = await settings.connector(
+            address,
+            settings.mx_port,
+            timeout=settings.timeout,
+            local_hostname=settings.local_hostname,
+        )
+    except SmtpError as exc:
+        return f"connect failed: {exc}"
+    try:
+        if client.greeting.code != 220:
+            # RFC 5321 section 3.1: a 554 (or any non-220) greeting: look elsewhere.
+            await client.quit()
+            return "greeting " + decide.reply_text(client.greeting.code, client.greeting.lines)
+        reply = await client.ehlo()
+        if reply.code != 250:
+            await client.quit()
+            return "EHLO " + decide.reply_text(reply.code, reply.lines)
+    except SmtpError as exc:
+        await client.close()
+        return f"session failed before MAIL: {exc}"
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def _session(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings) -> _Attempt:
+    opened = await _open(host, address, settings)
+    if isinstance(opened, str):
+        return _Attempt(error=opened)
+    client = opened
+    try:
+        try:
+            secured = await _secure(client, job, host, address, settings)
+        except SmtpError as exc:  # timeout or lost connection around STARTTLS
+            return _Attempt(error=f"session failed before MAIL: {exc}")
+        if isinstance(secured, _Attempt):
+            return secured
+        client, record = secured
+        requiretls = decide.requires_tls(job.mail_params)
+        if requiretls and "REQUIRETLS" not in client.extensions:
+            # RFC 8689 section 4.2.1: the next hop must advertise REQUIRETLS.
+            return _Attempt(record=record, error="REQUIRETLS not offered")
+        outcomes = await _transaction(client, job, host)
+        return _Attempt(outcomes=outcomes, record=record)
+    finally:
+        await client.close()
+
+
+def _record(
+    job: DeliveryJob,
+    host: MxHost,
+    address: str,
+    greeting: Reply,
+    result: TlsResultType,
+    settings: SenderSettings,
+    *,
+    client: SmtpClient | None = None,
+    reason: str | None = None,
+) -> TlsSessionRecord:
+    helo_words = greeting.lines[0].split() if greeting.lines else []
+    return TlsSessionRecord(
+        policy_domain=job.domain,
+        mx_host=host.name,
+        ip=address,
+        result_type=result,
+        tls_version=client.tls_version if client is not None else None,
+        cipher=client.cipher if client is not None else None,
+        at=settings.clock.now(),
+        failure_reason=reason,
+        mx_helo=sanitize_field_text(helo_words[0], 255) if helo_words else None,
+    )
+
+
+async def _secure(
+    client: SmtpClient, job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings
+) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
+    """Bring the session to the TLS state the decision function allows; returns the client
+    to continue with (maybe a new one) and the session's TLS record, or a finished attempt."""
+    requiretls = decide.requires_tls(job.mail_params)
+    greeting = client.greeting
+
+    def situation(stage: TlsStage, result: TlsResultType, detail: str) -> TlsSituation:
+        return TlsSituation(stage, job.domain, host.name, result, detail, requiretls)
+
+    if not settings.attempt_starttls or "STARTTLS" not in client.extensions:
+        detail = "STARTTLS not offered" if settings.attempt_starttls else "STARTTLS not tried"
+        result = TlsResultType.STARTTLS_NOT_SUPPORTED
+        record = _record(job, host, address, greeting, result, settings, reason=detail)
+        action = settings.tls_decision(situation(TlsStage.NOT_OFFERED, result, detail))
+        if action is TlsAction.CONTINUE_PLAINTEXT:
+            return client, record
+        return _Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
+
+    try:
+        reply = await client.starttls(settings.verified_context, settings.sni_for(host.name))
+    except TlsHandshakeFailed as exc:
+        if exc.verify_code is not None:
+            stage, result = (
+                TlsStage.CERTIFICATE_INVALID,
+                decide.classify_verify_failure(exc.verify_code),
+            )
+        else:
+            stage, result = TlsStage.HANDSHAKE_FAILED, TlsResultType.VALIDATION_FAILURE
+        action = settings.tls_decision(situation(stage, result, exc.reason))
+        return await _after_failed_handshake(job, host, address, settings, action, result, greeting, exc.reason)
+    if reply.code != 220:
+        # RFC 3207 section 4: e.g. 454 "TLS not available due to temporary reason".
+        detail = "STARTTLS refused: " + decide.reply_text(reply.code, reply.lines)
+        result = TlsResultType.STARTTLS_NOT_SUPPORTED
+        record = _record(job, host, address, greeting, result, settings, reason=detail)
+        action = settings.tls_decision(situation(TlsStage.REFUSED, result, detail))
+        if action is TlsAction.CONTINUE_PLAINTEXT:
+            return client, record
+        return _Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
+    # RFC 3207 section 4.2: forget what was learnt before TLS and EHLO again.
+    ehlo = await client.ehlo()
+    record = _record(job, host, address, greeting, TlsResultType.SUCCESS, settings, client=client)
+    if ehlo.code != 250:
+        return _Attempt(record=record, error="EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
+    return client, record
+
+
+async def _after_failed_handshake(
+    job: DeliveryJob,
+    host: MxHost,
+    address: str,
+    settings: SenderSettings,
+    action: TlsAction,
+    result: TlsResultType,
+    greeting: Reply,
+    reason: str,
+) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
+    """The handshake failed (the client is closed). Reconnect if the decision allows."""
+    if action is TlsAction.NEXT_HOST:
+        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        return _Attempt(record=record, error=f"TLS failed ({result.value}: {reason})")
+    opened = await _open(host, address, settings)
+    if isinstance(opened, str):
+        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        return _Attempt(record=record, error=f"TLS failed, then reconnect: {opened}")
+    client = opened
+    try:
+        if action is TlsAction.RETRY_UNVERIFIED and "STARTTLS" in client.extensions:
+            reply = await client.starttls(settings.unverified_context, settings.sni_for(host.name))
+            if reply.code == 220:
+                ehlo = await client.ehlo()  # RFC 3207 section 4.2
+                if ehlo.code != 250:
+                    raise _Unusable("EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
+        # The session's record keeps the verification failure: it is what TLSRPT reports,
+        # even though the message may now travel over unauthenticated TLS.
+        record = _record(job, host, address, greeting, result, settings, client=client, reason=reason)
+        return client, record
+    except TlsHandshakeFailed as exc:
+        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        return _Attempt(record=record, error=f"unverified TLS retry failed: {exc.reason}")
+    except (_Unusable, SmtpError) as exc:
+        await client.close()
+        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        return _Attempt(record=record, error=f"retry after TLS failure: {exc}")
+
+
+class _Unusable(Exception):
+    """This address cannot be used any further (internal to this module)."""
+
+
+async def _transaction(client: SmtpClient, job: DeliveryJob, host: MxHost) -> tuple[RecipientOutcome, ...]:
+    """MAIL, RCPT per recipient, DATA; one outcome per recipient, always."""
+    remote = host.name
+    addresses = [r.address for r in job.recipients]
+    decided: dict[str, RecipientOutcome] = {}
+    extensions: Mapping[str, str] = client.extensions
+    try:
+        params = decide.outbound_mail_params(job.mail_params, extensions, len(job.data))
+        reply = await client.mail(job.sender, params)
+        if not 200 <= reply.code < 300:
+            await client.quit()
+            return tuple(decide.outcome_for_reply(a, reply.code, reply.lines, remote) for a in addresses)
+        accepted: list[str] = []
+        for rcpt in job.recipients:
+            rcpt_params = decide.outbound_rcpt_params(rcpt.params, extensions)
+            reply = await client.rcpt(rcpt.address, rcpt_params)
+            if 200 <= reply.code < 300:
+                accepted.append(rcpt.address)
+            else:
+                decided[rcpt.address] = decide.outcome_for_reply(rcpt.address, reply.code, reply.lines, remote)
+        if accepted:
+            try:
+                reply = await client.data(job.data)
+            except LocalProtocolError as exc:
+                # The content breaks an SMTP limit (e.g. a line over 1000 octets): no
+                # later try can succeed (RFC 5321 section 4.5.3.1.6).
+                for a in accepted:
+                    decided[a] = RecipientOutcome(a, OutcomeKind.PERMANENT, "5.6.0", str(exc))
+            else:
+                for a in accepted:
+                    decided[a] = decide.outcome_for_reply(a, reply.code, reply.lines, remote)
+        await client.quit()
+    except SmtpError as exc:
+        # The connection broke mid-transaction: whatever is not decided is retried later.
+        for a in addresses:
+            decided.setdefault(
+                a,
+                RecipientOutcome(
+                    a,
+                    OutcomeKind.TEMPORARY,
+                    "4.4.2",
+                    f"connection with {remote} failed: {exc}",
+                    remote,
+                ),
+            )
+    return tuple(decided[a] for a in addresses)
