@@ -27,11 +27,12 @@ from collections.abc import Sequence
 from enum import Enum
 
 from conformance.world.observe import MitmAction, ObservationSink
-from conformance.world.smtp_peer import LINE_LIMIT, PeerError, PeerNotRunning
+from conformance.world.smtp_script import LINE_LIMIT, PeerError, PeerNotRunning
 from conformance.world.spec import MitmMode, MitmSpec
 
 _MAX_REPLY_LINES = 256  # a multiline reply longer than this is hostile, not SMTP
 _PIPE_CHUNK = 65536
+_MAX_PENDING = 1000  # commands in flight without a reply; more is a flood, not pipelining
 _STOP_TIMEOUT_S = 5.0
 
 REFUSE_STARTTLS = b"502 5.5.1 Command not recognized\r\n"
@@ -162,6 +163,8 @@ class _Relay:
             await self._send(writer, data)
 
     def _forward(self, verb: str) -> asyncio.Future[int]:
+        if len(self._pending) >= _MAX_PENDING:
+            raise MitmError("too many commands without replies")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((verb, future))
         return future

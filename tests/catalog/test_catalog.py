@@ -112,3 +112,16 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(GOOD, encoding="utf-8")
     with pytest.raises(DataFileError, match="duplicate scenario id"):
         load_catalog(INVENTORY, tmp_path)
+
+
+async def test_every_world_stages_and_unstages() -> None:
+    """Peer configs are valid beyond the schema: every DNS record parses, every certificate
+    can be minted, every peer starts, and unstaging leaves nothing behind."""
+    from conformance.world.world import World
+
+    async with World() as world:
+        for entry in CATALOG.entries:
+            stage = await world.stage(entry.id, entry.scenario.world)
+            assert stage.domain.endswith(".test")
+            await world.unstage(stage)
+            assert stage.domain not in world._stages
