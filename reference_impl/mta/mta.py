@@ -46,8 +46,8 @@ from reference_impl.mta.sender import (
     RecordHook,
     SenderSettings,
     SmtpClient,
-    SniChoice,
     SmtpConnector,
+    SniChoice,
     deliver_job,
     walk_all_hosts,
 )

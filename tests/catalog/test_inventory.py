@@ -9,7 +9,7 @@ import pytest
 
 from conformance.catalog.requirements import Level, load_inventory
 
-RFC_DIR = Path(__file__).resolve().parents[3] / "shared" / "rfcs"
+RFC_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "rfcs"
 _PAGE_BREAK = re.compile(r"\n[^\n]*\[Page \d+\]\n\f\n[^\n]*\n")
 
 

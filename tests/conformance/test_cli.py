@@ -77,7 +77,8 @@ def test_a_malformed_scenario_names_file_line_and_field(tmp_path: Path, capsys: 
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "bad.yaml").write_text(
-        "scenarios:\n  - id: x/y\n    title: \"A broken one\"\n    requirements: [rfc3207-6-server-opportunistic-option]\n"
+        "scenarios:\n  - id: x/y\n    title: \"A broken one\"\n"
+        "    requirements: [rfc3207-6-server-opportunistic-option]\n"
         "    role: receiving-mta\n    stimulus: {kind: probe, probe: ehlo}\n    expect: []\n    mutants: [x]\n",
         encoding="utf-8",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,13 +53,13 @@ async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def hostile(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, int]]:
     behaviour: Behaviour = request.param
     writers: list[asyncio.StreamWriter] = []
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[Any]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
         task = asyncio.current_task()
         assert task is not None
-        tasks.add(task)  # type: ignore[arg-type]
+        tasks.add(task)
         await behaviour(reader, writer)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)

@@ -40,7 +40,7 @@ async def test_sigint_writes_the_decided_results(tmp_path: Path) -> None:
         first = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert first
         proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        _out, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
         if proc.returncode is None:
             proc.kill()
