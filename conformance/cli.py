@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -21,6 +22,7 @@ from conformance import __version__
 from conformance.catalog.loader import Catalog, CatalogEntry, load_catalog
 from conformance.catalog.requirements import Inventory, load_inventory
 from conformance.errors import ConformanceError, DataFileError, UsageError
+from conformance.expectations import Expectations, load_expectations
 from conformance.report.writers import RunInfo, write_report
 from conformance.runner import run_all
 from conformance.targets.registry import MUTANTS, resolve_target
@@ -73,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve DNS/HTTPS/SMTP on ports 53/443/25 (for external SUTs; needs root)",
     )
     p_run.add_argument("-q", "--quiet", action="store_true", help="no line per scenario")
+    p_run.add_argument(
+        "--expect",
+        type=Path,
+        metavar="FILE",
+        help="expected-results file: fail only where a verdict differs from it, in either direction",
+    )
     p_run.add_argument(
         "--timeout",
         type=float,
@@ -192,7 +200,9 @@ def _progress(result: ScenarioResult) -> None:
     print(f"{result.verdict.value:5} {result.id} [{result.duration_s:.2f}s]{note}", flush=True)
 
 
-async def _run(args: argparse.Namespace, inventory: Inventory, entries: list[CatalogEntry]) -> int:
+async def _run(
+    args: argparse.Namespace, inventory: Inventory, entries: list[CatalogEntry], expectations: Expectations | None
+) -> int:
     target = resolve_target(args.target)
     ports = Ports.privileged() if args.privileged else Ports.unprivileged()
     started_wall = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -222,6 +232,13 @@ async def _run(args: argparse.Namespace, inventory: Inventory, entries: list[Cat
         await world.stop()
     order = {e.id: i for i, e in enumerate(entries)}
     results = sorted(decided, key=lambda r: order[r.id])
+    if expectations is not None:
+        results = [
+            dataclasses.replace(
+                r, expected=expectations.expected(r.id), expected_reason=expectations.verdicts.get(r.id, (None, ""))[1]
+            )
+            for r in results
+        ]
     run = RunInfo(
         target=args.target if not args.target.endswith(".toml") else target.name,
         target_description=target.description,
@@ -240,6 +257,13 @@ async def _run(args: argparse.Namespace, inventory: Inventory, entries: list[Cat
     print("report: " + ", ".join(str(p) for p in paths))
     if interrupted:
         return EXIT_INTERRUPTED
+    if expectations is not None:
+        surprises = [r for r in results if r.unexpected]
+        for r in surprises:
+            assert r.expected is not None
+            print(f"UNEXPECTED {r.id}: expected {r.expected.value}, got {r.verdict.value}")
+        print(f"{len(surprises)} unexpected verdicts against {expectations.path}")
+        return EXIT_FAILED if surprises else EXIT_OK
     return EXIT_FAILED if any(r.verdict.bad for r in results) else EXIT_OK
 
 
@@ -253,8 +277,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not entries:
         raise UsageError(f"no scenario matches {args.select}")
     resolve_target(args.target)  # bad target: exit 2 before anything starts
+    expectations = load_expectations(args.expect, {e.id for e in catalog.entries}) if args.expect else None
     try:
-        return asyncio.run(_run(args, inventory, entries))
+        return asyncio.run(_run(args, inventory, entries, expectations))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

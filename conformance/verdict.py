@@ -55,3 +55,10 @@ class ScenarioResult:
     reason: str = ""  # for N/A and ERROR: why
     started_at: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
+    # Set when the run compares against an expected-results file (``--expect``).
+    expected: Verdict | None = None
+    expected_reason: str = ""
+
+    @property
+    def unexpected(self) -> bool:
+        return self.expected is not None and self.verdict is not self.expected

@@ -41,7 +41,8 @@ def results_document(run: RunInfo, results: list[ScenarioResult]) -> dict[str, A
     counts = Counter(r.verdict.value for r in results)
     return {
         "run": asdict(run),
-        "summary": {v.value: counts.get(v.value, 0) for v in Verdict} | {"total": len(results)},
+        "summary": {v.value: counts.get(v.value, 0) for v in Verdict}
+        | {"total": len(results), "unexpected": sum(1 for r in results if r.unexpected)},
         "results": [_result_json(r) for r in results],
     }
 
@@ -58,6 +59,9 @@ def _result_json(result: ScenarioResult) -> dict[str, Any]:
         "verdict": result.verdict.value,
         "duration_s": result.duration_s,
         "reason": result.reason,
+        "expected": result.expected.value if result.expected is not None else None,
+        "expected_reason": result.expected_reason,
+        "unexpected": result.unexpected,
         "checks": [
             {
                 "check": o.check,
@@ -93,9 +97,7 @@ def junit_document(run: RunInfo, results: list[ScenarioResult]) -> bytes:
             name=result.id,
             time=f"{result.duration_s:.3f}",
         )
-        message = result.reason or "; ".join(
-            o.detail for o in result.outcomes if o.verdict is not Verdict.PASS
-        )
+        message = result.reason or "; ".join(o.detail for o in result.outcomes if o.verdict is not Verdict.PASS)
         body = "\n".join(
             [
                 *(f"[{o.verdict.value}] {o.requirement}: {o.detail}" for o in result.outcomes),
@@ -103,16 +105,27 @@ def junit_document(run: RunInfo, results: list[ScenarioResult]) -> bytes:
                 *result.evidence,
             ]
         )
-        if result.verdict is Verdict.FAIL:
+        if result.expected is not None:
+            # Compared with an expected-results file: only a surprise fails, in either direction.
+            if result.unexpected:
+                ET.SubElement(
+                    case,
+                    "failure",
+                    message=f"expected {result.expected.value}, got {result.verdict.value}: {message}"[:500],
+                    type="UNEXPECTED",
+                ).text = body
+            elif result.verdict is not Verdict.PASS:
+                ET.SubElement(
+                    case, "system-out"
+                ).text = f"known deviation {result.verdict.value}: {result.expected_reason}\n{body}"
+        elif result.verdict is Verdict.FAIL:
             ET.SubElement(case, "failure", message=message[:500], type="FAIL").text = body
         elif result.verdict is Verdict.ERROR:
             ET.SubElement(case, "error", message=message[:500], type="ERROR").text = body
         elif result.verdict is Verdict.NA:
             ET.SubElement(case, "skipped", message=message[:500])
         elif result.verdict is Verdict.WARN:
-            ET.SubElement(
-                case, "system-out"
-            ).text = f"WARN (a SHOULD not followed): {message}\n{body}"
+            ET.SubElement(case, "system-out").text = f"WARN (a SHOULD not followed): {message}\n{body}"
     ET.indent(suite)
     document: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
     return document
@@ -137,10 +150,7 @@ def html_document(run: RunInfo, results: list[ScenarioResult]) -> str:
 def write_report(directory: Path, run: RunInfo, results: list[ScenarioResult]) -> list[Path]:
     """Render all three files, then move them into ``directory`` together."""
     files = {
-        "results.json": json.dumps(
-            results_document(run, results), indent=2, sort_keys=False
-        ).encode()
-        + b"\n",
+        "results.json": json.dumps(results_document(run, results), indent=2, sort_keys=False).encode() + b"\n",
         "junit.xml": junit_document(run, results),
         "report.html": html_document(run, results).encode(),
     }

@@ -21,7 +21,12 @@ The file is validated like the catalog: an error names the file, the line and th
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import shutil
+import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -29,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from conformance.catalog.model import Role
 from conformance.catalog.source import dotted
-from conformance.errors import DataFileError
+from conformance.errors import DataFileError, TargetError
 from conformance.targets.base import SmtpEndpoint, Target
 from conformance.world.world import World
 
@@ -69,6 +74,19 @@ class ReceivingSection(_Strict):
         return value
 
 
+class LifecycleSection(_Strict):
+    """Commands that start and stop the SUT around a run, for SUTs that must be configured
+    with the world's addresses (which are only known once the world is up). Each command is
+    an argv list; relative paths are taken from the target file's folder. They get the
+    world's facts in MAILTLS_* environment variables (see ``world_environment``). The
+    program ``{python}`` stands for the interpreter the suite runs on."""
+
+    start: tuple[str, ...] = Field(min_length=1)
+    stop: tuple[str, ...] = ()
+    start_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    stop_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+
 class TargetFile(_Strict):
     name: str = Field(min_length=1)
     version: str = ""
@@ -77,6 +95,7 @@ class TargetFile(_Strict):
     claims: tuple[str, ...] = ()
     sending: SendingSection | None = None
     receiving: ReceivingSection | None = None
+    lifecycle: LifecycleSection | None = None
 
 
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
@@ -127,9 +146,28 @@ def load_target_file(path: Path) -> TargetFile:
     return parsed
 
 
+def world_environment(world: World, state_dir: Path) -> dict[str, str]:
+    """What a lifecycle command learns about the world, as MAILTLS_* variables."""
+    info = world.info
+    return {
+        "MAILTLS_DNS_HOST": info.resolver[0],
+        "MAILTLS_DNS_PORT": str(info.resolver[1]),
+        "MAILTLS_CA_FILE": str(info.trust_bundle),
+        "MAILTLS_SMTP_PORT": str(info.smtp_port),
+        "MAILTLS_HTTPS_HOST": info.https[0],
+        "MAILTLS_HTTPS_PORT": str(info.https[1]),
+        "MAILTLS_MAILBOX": f"{info.mailbox[0]}:{info.mailbox[1]}",
+        "MAILTLS_NETWORK": info.network,
+        "MAILTLS_TAG": info.tag,
+        "MAILTLS_STATE_DIR": str(state_dir),
+    }
+
+
 class ExternalTarget(Target):
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._state_dir: Path | None = None
+        self._env: dict[str, str] = {}
         self.spec = load_target_file(path)
         self.name = self.spec.name
         self.version = self.spec.version
@@ -138,10 +176,51 @@ class ExternalTarget(Target):
         self.claims = frozenset(self.spec.claims)
 
     async def start(self, world: World) -> None:
-        """An external SUT is already running; the user configured it with ``mailtls world``."""
+        """Run the lifecycle start command, if any; otherwise the SUT is already running and
+        the user configured it with what ``mailtls world`` printed."""
+        lifecycle = self.spec.lifecycle
+        if lifecycle is None:
+            return
+        self._state_dir = Path(tempfile.mkdtemp(prefix=f"mailtls-{self.name}-"))
+        self._env = {**os.environ, **world_environment(world, self._state_dir)}
+        await self._run_command(lifecycle.start, lifecycle.start_timeout_s, "start")
 
     async def stop(self) -> None:
-        pass
+        lifecycle = self.spec.lifecycle
+        if lifecycle is None or self._state_dir is None:
+            return
+        try:
+            if lifecycle.stop:
+                await self._run_command(lifecycle.stop, lifecycle.stop_timeout_s, "stop")
+        finally:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
+    async def _run_command(self, argv: tuple[str, ...], timeout_s: float, what: str) -> None:
+        program = argv[0]
+        if program == "{python}":
+            program = sys.executable  # the interpreter the suite runs on, with its packages
+        elif not os.path.isabs(program) and os.sep in program:
+            program = str(self.path.parent / program)
+        proc = await asyncio.create_subprocess_exec(
+            program,
+            *argv[1:],
+            env=self._env,
+            cwd=str(self.path.parent),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise TargetError(
+                f"{self.path}: lifecycle {what} command did not finish within {timeout_s:.0f} s"
+            ) from None
+        if proc.returncode != 0:
+            tail = output.decode("utf-8", "replace").strip().splitlines()[-15:]
+            raise TargetError(f"{self.path}: lifecycle {what} command exited {proc.returncode}:\n" + "\n".join(tail))
 
     def submission_endpoint(self) -> tuple[str, int] | None:
         return split_hostport(self.spec.sending.submission) if self.spec.sending else None

@@ -1,0 +1,80 @@
+"""Expected-results files: the verdicts a known implementation gives where it deviates.
+
+A real SUT is rarely perfect. Its expected-results file lists, per scenario, the verdict it
+is known to give when that verdict is not PASS, and why. A run with ``--expect FILE`` then
+fails only on surprises, in either direction: a listed deviation that is now a PASS fails too,
+so the file cannot silently go stale (the model is tlsfuzzer's and WPT's expectation files).
+
+Example::
+
+    target: postfix
+    expectations:
+      - id: smtp/send/starttls-stripped-recorded
+        verdict: "N/A"
+        reason: "Postfix does not expose its TLS session records to the suite."
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from conformance.catalog.requirements import validation_error
+from conformance.catalog.source import load_yaml
+from conformance.errors import DataFileError
+from conformance.verdict import ScenarioResult, Verdict
+
+
+class _Expectation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    verdict: Verdict
+    reason: str = Field(min_length=5)
+
+
+class _ExpectationFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str = Field(min_length=1)
+    expectations: tuple[_Expectation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    path: Path
+    target: str
+    verdicts: dict[str, tuple[Verdict, str]]  # scenario id -> (verdict, reason)
+
+    def expected(self, scenario_id: str) -> Verdict:
+        return self.verdicts.get(scenario_id, (Verdict.PASS, ""))[0]
+
+    def surprises(self, results: list[ScenarioResult]) -> list[tuple[ScenarioResult, Verdict]]:
+        """Results whose verdict differs from the expected one, with what was expected."""
+        return [(r, self.expected(r.id)) for r in results if r.verdict is not self.expected(r.id)]
+
+
+def load_expectations(path: Path, known_ids: set[str]) -> Expectations:
+    doc = load_yaml(path)
+    try:
+        parsed = _ExpectationFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise validation_error(doc, exc) from exc
+    verdicts: dict[str, tuple[Verdict, str]] = {}
+    for index, item in enumerate(parsed.expectations):
+        line = doc.line_of(("expectations", index, "id"))
+        if item.id not in known_ids:
+            raise DataFileError(path, line, f"expectations[{index}].id", f"no scenario {item.id!r} in the catalog")
+        if item.id in verdicts:
+            raise DataFileError(path, line, f"expectations[{index}].id", f"{item.id!r} listed twice")
+        if item.verdict is Verdict.PASS:
+            raise DataFileError(
+                path,
+                line,
+                f"expectations[{index}].verdict",
+                "list only deviations; PASS is what every unlisted scenario is expected to give",
+            )
+        verdicts[item.id] = (item.verdict, item.reason)
+    return Expectations(path=path, target=parsed.target, verdicts=verdicts)
