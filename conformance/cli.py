@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import sys
@@ -233,12 +232,7 @@ async def _run(
     order = {e.id: i for i, e in enumerate(entries)}
     results = sorted(decided, key=lambda r: order[r.id])
     if expectations is not None:
-        results = [
-            dataclasses.replace(
-                r, expected=expectations.expected(r.id), expected_reason=expectations.verdicts.get(r.id, (None, ""))[1]
-            )
-            for r in results
-        ]
+        results = [expectations.annotate(r) for r in results]
     run = RunInfo(
         target=args.target if not args.target.endswith(".toml") else target.name,
         target_description=target.description,

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +49,16 @@ class Expectations:
     target: str
     verdicts: dict[str, tuple[Verdict, str]]  # scenario id -> (verdict, reason)
 
-    def expected(self, scenario_id: str) -> Verdict:
-        return self.verdicts.get(scenario_id, (Verdict.PASS, ""))[0]
+    def expected(self, result: ScenarioResult) -> Verdict:
+        """The listed verdict; else PASS, or N/A when the target file itself rules the
+        scenario out (role not played, feature not claimed)."""
+        if result.id in self.verdicts:
+            return self.verdicts[result.id][0]
+        return Verdict.NA if result.not_claimed else Verdict.PASS
 
-    def surprises(self, results: list[ScenarioResult]) -> list[tuple[ScenarioResult, Verdict]]:
-        """Results whose verdict differs from the expected one, with what was expected."""
-        return [(r, self.expected(r.id)) for r in results if r.verdict is not self.expected(r.id)]
+    def annotate(self, result: ScenarioResult) -> ScenarioResult:
+        reason = self.verdicts.get(result.id, (None, ""))[1]
+        return dataclasses.replace(result, expected=self.expected(result), expected_reason=reason)
 
 
 def load_expectations(path: Path, known_ids: set[str]) -> Expectations:

@@ -8,6 +8,7 @@ scenarios in flight; the results already decided are kept.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -81,7 +82,7 @@ async def run_scenario(
     started = time.monotonic()
     reason = not_applicable(entry, target)
     if reason is not None:
-        return _result(entry, Verdict.NA, started, reason=reason)
+        return dataclasses.replace(_result(entry, Verdict.NA, started, reason=reason), not_claimed=True)
     scenario = entry.scenario
     timeout_s = min(scenario.timeout_s, timeout_cap_s) if timeout_cap_s else scenario.timeout_s
     grace_s = min(_GRACE_S, timeout_s)

@@ -55,6 +55,9 @@ class ScenarioResult:
     reason: str = ""  # for N/A and ERROR: why
     started_at: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
+    # N/A because the target file does not declare the role or claim the feature: a fact
+    # about the target, not a deviation, so an expected-results file need not list it.
+    not_claimed: bool = False
     # Set when the run compares against an expected-results file (``--expect``).
     expected: Verdict | None = None
     expected_reason: str = ""

@@ -106,3 +106,18 @@ def test_a_malformed_expectations_file_names_its_line(tmp_path: Path, capsys: py
     assert run_mutant(tmp_path, expected) == 2
     err = capsys.readouterr().err
     assert f"{expected}:{line}:" in err and message in err
+
+
+def test_not_claimed_na_need_not_be_listed(tmp_path: Path) -> None:
+    """N/A because the target file does not play a role is a fact about the target, not a deviation."""
+    port = free_port()
+    target = tmp_path / "target.toml"
+    target.write_text(f'name = "t"\nroles = ["sending-mta"]\n[sending]\nsubmission = "127.0.0.1:{port}"\n',
+                      encoding="utf-8")
+    expected = tmp_path / "expected.yaml"
+    expected.write_text("target: t\nexpectations: []\n", encoding="utf-8")
+    status = main(["run", "-q", "--target", str(target), "--select", "smtp/receive/*", "--expect", str(expected),
+                   "--report", str(tmp_path / "r")])
+    document = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert {r["verdict"] for r in document["results"]} == {"N/A"}
+    assert status == 0
