@@ -22,7 +22,7 @@ from conformance.drivers.sending import InjectionError, run_sending
 from conformance.errors import WorldError
 from conformance.targets.base import Target
 from conformance.verdict import CheckOutcome, ScenarioResult, Verdict, worst
-from conformance.world.world import World
+from conformance.world.world import Stage, World
 
 # Added to a scenario's own timeout for staging and tear-down, so a scenario whose checks
 # run to their deadline is still judged rather than cut off.
@@ -86,18 +86,16 @@ async def run_scenario(
     scenario = entry.scenario
     timeout_s = min(scenario.timeout_s, timeout_cap_s) if timeout_cap_s else scenario.timeout_s
     grace_s = min(_GRACE_S, timeout_s)
+    total_s = timeout_s * (1 + len(scenario.then)) + sum(p.wait_s for p in scenario.then)
     try:
-        async with asyncio.timeout(timeout_s + grace_s):
+        async with asyncio.timeout(total_s + grace_s):
             stage = await world.stage(scenario.id, scenario.world)
             try:
                 deadline = time.monotonic() + timeout_s
                 pairs: list[tuple[str, str | None, Decision]]
                 evidence: list[str]
                 if isinstance(scenario.stimulus, SendMessage):
-                    sending = [c for c in scenario.expect if not isinstance(c, Fact)]
-                    outcome = await run_sending(scenario.stimulus, sending, stage, target, scenario.id, deadline)
-                    pairs = [(c.check, c.requirement, d) for c, d in outcome.decisions]
-                    evidence = outcome.evidence
+                    pairs, evidence = await _run_phases(entry, world, stage, target, deadline, timeout_s)
                 else:
                     assert isinstance(scenario.stimulus, Probe)
                     pairs, evidence = await _run_probe(scenario.stimulus, entry, world, target, deadline)
@@ -108,7 +106,7 @@ async def run_scenario(
             entry,
             Verdict.ERROR,
             started,
-            reason=f"no decision within {timeout_s + grace_s:.1f} s",
+            reason=f"no decision within {total_s + grace_s:.1f} s",
         )
     except ProbePrecondition as exc:
         return _result(entry, Verdict.NA, started, reason=f"precondition not met: {exc}")
@@ -137,6 +135,31 @@ async def run_scenario(
         )
     verdict = worst([o.verdict for o in outcomes])
     return _result(entry, verdict, started, outcomes=outcomes, evidence=evidence)
+
+
+async def _run_phases(
+    entry: CatalogEntry, world: World, stage: Stage, target: Target, deadline: float, timeout_s: float
+) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
+    """The first phase (the scenario's own stimulus and checks), then each ``then`` phase."""
+    scenario = entry.scenario
+    assert isinstance(scenario.stimulus, SendMessage)
+    phases = [(None, scenario.stimulus, scenario.expect)] + [(p, p.stimulus, p.expect) for p in scenario.then]
+    pairs: list[tuple[str, str | None, Decision]] = []
+    evidence: list[str] = []
+    for number, (phase, stimulus, expect) in enumerate(phases, start=1):
+        if phase is not None:
+            if phase.wait_s:
+                await asyncio.sleep(phase.wait_s)
+            world.restage(stage, phase.world)
+            stage.next_phase()
+            deadline = time.monotonic() + timeout_s
+            evidence.append(f"--- phase {number}: {phase.title or 'next message'}")
+        checks = [c for c in expect if not isinstance(c, Fact)]
+        outcome = await run_sending(stimulus, checks, stage, target, scenario.id, deadline)
+        label = "" if len(phases) == 1 else f"phase {number}: "
+        pairs += [(label + c.check, c.requirement, d) for c, d in outcome.decisions]
+        evidence += outcome.evidence
+    return pairs, evidence
 
 
 async def _run_probe(

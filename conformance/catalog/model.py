@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from conformance.world.spec import Spec, WorldSpec
+from conformance.world.spec import Spec, WorldPatch, WorldSpec
 
 
 class Role(StrEnum):
@@ -105,6 +105,41 @@ class TlsSni(Check):
     name: str
 
 
+class Fetched(Check):
+    """The SUT requested ``path`` from the HTTPS host ``host`` (``count`` times, if given),
+    never sending any of ``without_headers`` (e.g. conditional requests, RFC 8461 3.3)."""
+
+    check: Literal["fetched"]
+    host: str
+    path: str = "/.well-known/mta-sts.txt"
+    count: int | None = Field(default=None, ge=1)
+    without_headers: tuple[str, ...] = ()
+
+
+class NotFetched(Check):
+    """The SUT never requested anything from ``host`` (e.g. a redirect target, or a policy
+    host while a cached policy is still fresh)."""
+
+    check: Literal["not-fetched"]
+    host: str
+
+
+class Queried(Check):
+    """The SUT asked the world's DNS for ``name`` (``type``, if given)."""
+
+    check: Literal["queried"]
+    name: str
+    type: str | None = None
+
+
+class NotQueried(Check):
+    """The SUT never asked the world's DNS for ``name`` (``type``, if given)."""
+
+    check: Literal["not-queried"]
+    name: str
+    type: str | None = None
+
+
 class Fact(Check):
     """A fact a probe established about the SUT compares as stated."""
 
@@ -123,7 +158,17 @@ class Fact(Check):
 
 
 Expectation = Annotated[
-    Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | TlsSni | Fact,
+    Delivered
+    | NotDelivered
+    | FirstContact
+    | Contacted
+    | TlsRecord
+    | TlsSni
+    | Fetched
+    | NotFetched
+    | Queried
+    | NotQueried
+    | Fact,
     Field(discriminator="check"),
 ]
 
@@ -134,6 +179,10 @@ SENDING_CHECKS = {
     "contacted",
     "tls-record",
     "tls-sni",
+    "fetched",
+    "not-fetched",
+    "queried",
+    "not-queried",
 }
 RECEIVING_CHECKS = {"fact"}
 
@@ -148,6 +197,19 @@ class MutantExpectation(Spec):
     verdict: Literal["FAIL", "WARN"] = "FAIL"
 
 
+class Phase(Spec):
+    """A later step of a sending scenario: after ``wait_s`` seconds the world changes as the
+    patch says (a new TXT id, a new policy), another message is sent, and the checks look at
+    what the world saw during this phase only. Cache scenarios are built from phases, with
+    small max_age values, so they work on an external SUT whose clock the suite cannot set."""
+
+    title: str = ""
+    wait_s: float = Field(default=0.0, ge=0, le=600)
+    world: WorldPatch = WorldPatch()
+    stimulus: SendMessage
+    expect: tuple[Expectation, ...] = Field(min_length=1)
+
+
 class Scenario(Spec):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9.-]*)+$", max_length=120)
     title: str = Field(min_length=5, max_length=160)
@@ -159,7 +221,12 @@ class Scenario(Spec):
     stimulus: Stimulus
     expect: tuple[Expectation, ...] = Field(min_length=1)
     mutants: tuple[MutantExpectation, ...] = Field(min_length=1)
-    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    timeout_s: float = Field(default=10.0, gt=0, le=600)  # per phase
+    then: tuple[Phase, ...] = ()  # later phases (sending-mta role only)
+
+    @property
+    def total_timeout_s(self) -> float:
+        return self.timeout_s * (1 + len(self.then)) + sum(p.wait_s for p in self.then)
 
     @model_validator(mode="before")
     @classmethod
@@ -179,6 +246,12 @@ class Scenario(Spec):
         stimulus_kind = "send-message" if self.role is Role.SENDING_MTA else "probe"
         if self.stimulus.kind != stimulus_kind:
             raise ValueError(f"role {self.role.value} takes a {stimulus_kind!r} stimulus")
+        if self.then and self.role is not Role.SENDING_MTA:
+            raise ValueError("phases (`then`) are for sending-mta scenarios")
+        for phase in self.then:
+            for check in phase.expect:
+                if check.check not in SENDING_CHECKS:
+                    raise ValueError(f"check {check.check!r} does not apply to a sending phase")
         return self
 
 

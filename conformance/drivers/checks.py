@@ -17,13 +17,19 @@ from conformance.catalog.model import (
     Contacted,
     Delivered,
     Fact,
+    Fetched,
     FirstContact,
     NotDelivered,
+    NotFetched,
+    NotQueried,
+    Queried,
     TlsRecord,
     TlsSni,
 )
 from conformance.world.observe import (
     DeliveredMessage,
+    DnsQuery,
+    HttpRequest,
     MitmAction,
     ObservationLog,
     SmtpSession,
@@ -72,9 +78,7 @@ def session_lines(session: SmtpSession, limit: int = 40) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def check_delivered(
-    check: Delivered, log: ObservationLog, ctx: Context, final: bool
-) -> Decision | None:
+def check_delivered(check: Delivered, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host) if check.host else None
     wanted = f"delivery to {host or 'any MX'}" + (
         "" if check.tls is None else (" over TLS" if check.tls else " in plaintext")
@@ -94,18 +98,12 @@ def check_delivered(
             )
         return Decision(True, _describe(message), (_describe(message),))
     if final or ctx.settled in ("bounced", "deferred"):
-        state = (
-            f"the SUT reports it {ctx.settled}"
-            if ctx.settled
-            else "nothing arrived before the deadline"
-        )
+        state = f"the SUT reports it {ctx.settled}" if ctx.settled else "nothing arrived before the deadline"
         return Decision(False, f"expected {wanted}; {state}")
     return None
 
 
-def check_not_delivered(
-    check: NotDelivered, log: ObservationLog, ctx: Context, final: bool
-) -> Decision | None:
+def check_not_delivered(check: NotDelivered, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host) if check.host else None
     for message in log.of(DeliveredMessage):
         if host is None or message.host == host:
@@ -131,9 +129,7 @@ def _contacts(log: ObservationLog) -> list[tuple[float, str]]:
     return sorted(seen)
 
 
-def check_first_contact(
-    check: FirstContact, log: ObservationLog, ctx: Context, final: bool
-) -> Decision | None:
+def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host)
     # Sessions are recorded when they end; once a message is delivered (or the SUT has
     # settled it), every earlier session of the MX walk has ended and been recorded.
@@ -141,17 +137,13 @@ def check_first_contact(
         return None
     contacts = _contacts(log)
     if not contacts:
-        return Decision(
-            False, f"expected the first connection to go to {host}; the SUT connected to no MX"
-        )
+        return Decision(False, f"expected the first connection to go to {host}; the SUT connected to no MX")
     first = contacts[0][1]
     order = " -> ".join(dict.fromkeys(h for _, h in contacts))
     return Decision(first == host, f"first connection went to {first} (order: {order})", (order,))
 
 
-def check_contacted(
-    check: Contacted, log: ObservationLog, ctx: Context, final: bool
-) -> Decision | None:
+def check_contacted(check: Contacted, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host)
     if any(h == host for _, h in _contacts(log)):
         return Decision(True, f"the SUT connected to {host}")
@@ -160,14 +152,10 @@ def check_contacted(
     return None
 
 
-def check_tls_record(
-    check: TlsRecord, log: ObservationLog, ctx: Context, final: bool
-) -> Decision | None:
+def check_tls_record(check: TlsRecord, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host)
     if ctx.sut_records is None:
-        return (
-            Decision(False, "the target does not expose its TLS session records") if final else None
-        )
+        return Decision(False, "the target does not expose its TLS session records") if final else None
     records = [r for r in ctx.sut_records if r.mx_host == host]
     shown = tuple(f"{r.mx_host}: {r.result}" for r in records)
     if any(r.result == check.result for r in records):
@@ -175,14 +163,11 @@ def check_tls_record(
     if records and (final or ctx.settled is not None):
         return Decision(
             False,
-            f"expected {check.result!r} for {host}; the SUT recorded "
-            + ", ".join(repr(r.result) for r in records),
+            f"expected {check.result!r} for {host}; the SUT recorded " + ", ".join(repr(r.result) for r in records),
             shown,
         )
     if final or ctx.settled is not None:
-        return Decision(
-            False, f"expected {check.result!r} for {host}; the SUT recorded nothing for it"
-        )
+        return Decision(False, f"expected {check.result!r} for {host}; the SUT recorded nothing for it")
     return None
 
 
@@ -197,14 +182,82 @@ def check_tls_sni(check: TlsSni, log: ObservationLog, ctx: Context, final: bool)
     return None
 
 
+def _settled(log: ObservationLog, ctx: Context, final: bool) -> bool:
+    """Nothing more will happen for this message: the deadline passed, the SUT said so, or the
+    message was delivered (the fetches and lookups that decide delivery come before it)."""
+    return final or ctx.settled is not None or bool(log.of(DeliveredMessage))
+
+
+def _requests(log: ObservationLog, host: str, path: str | None = None) -> list[HttpRequest]:
+    return [r for r in log.of(HttpRequest) if r.host == host and (path is None or r.target.split("?", 1)[0] == path)]
+
+
+def _describe_request(r: HttpRequest) -> str:
+    return f"{r.method} https://{r.host}{r.target} (SNI {r.sni}) -> {r.status if r.status is not None else r.fault}"
+
+
+def check_fetched(check: Fetched, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    host = ctx.expand(check.host)
+    requests = _requests(log, host, check.path)
+    shown = tuple(_describe_request(r) for r in requests)
+    forbidden = {h.lower() for h in check.without_headers}
+    for request in requests:
+        sent = forbidden & {name for name, _ in request.headers}
+        if sent:
+            return Decision(False, f"the SUT sent {', '.join(sorted(sent))} when fetching {host}{check.path}", shown)
+    if not _settled(log, ctx, final):
+        return None
+    if not requests:
+        return Decision(False, f"the SUT never fetched https://{host}{check.path}")
+    if check.count is not None and len(requests) != check.count:
+        return Decision(
+            False, f"the SUT fetched https://{host}{check.path} {len(requests)} times (expected {check.count})", shown
+        )
+    return Decision(True, f"the SUT fetched https://{host}{check.path} ({len(requests)} request(s))", shown)
+
+
+def check_not_fetched(check: NotFetched, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    host = ctx.expand(check.host)
+    requests = _requests(log, host)
+    if requests:
+        return Decision(False, f"the SUT fetched from {host}", tuple(_describe_request(r) for r in requests))
+    if _settled(log, ctx, final):
+        return Decision(True, f"no request to {host}")
+    return None
+
+
+def _queries(log: ObservationLog, name: str, rtype: str | None) -> list[DnsQuery]:
+    name = name.lower().rstrip(".")
+    return [q for q in log.of(DnsQuery) if q.qname == name and (rtype is None or q.qtype == rtype)]
+
+
+def check_queried(check: Queried, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    name = ctx.expand(check.name)
+    what = f"{check.type or 'any'} {name}"
+    if _queries(log, name, check.type):
+        return Decision(True, f"the SUT looked up {what}")
+    if _settled(log, ctx, final):
+        return Decision(False, f"the SUT never looked up {what}")
+    return None
+
+
+def check_not_queried(check: NotQueried, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    name = ctx.expand(check.name)
+    what = f"{check.type or 'any'} {name}"
+    found = _queries(log, name, check.type)
+    if found:
+        return Decision(False, f"the SUT looked up {what} ({len(found)} queries)")
+    if _settled(log, ctx, final):
+        return Decision(True, f"the SUT never looked up {what}")
+    return None
+
+
 def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
     if check.fact not in facts:
         return Decision(False, f"the probe did not establish {check.fact!r}")
     value = facts[check.fact]
     if check.equals is not None:
-        return Decision(
-            value == check.equals, f"{check.fact} = {value!r} (expected {check.equals!r})"
-        )
+        return Decision(value == check.equals, f"{check.fact} = {value!r} (expected {check.equals!r})")
     if check.one_of is not None:
         return Decision(
             value in check.one_of,
@@ -217,12 +270,21 @@ def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
     )
 
 
-SendingCheck = Delivered | NotDelivered | FirstContact | Contacted | TlsRecord | TlsSni
+SendingCheck = (
+    Delivered
+    | NotDelivered
+    | FirstContact
+    | Contacted
+    | TlsRecord
+    | TlsSni
+    | Fetched
+    | NotFetched
+    | Queried
+    | NotQueried
+)
 
 
-def evaluate_sending(
-    check: SendingCheck, log: ObservationLog, ctx: Context, final: bool
-) -> Decision | None:
+def evaluate_sending(check: SendingCheck, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     if isinstance(check, Delivered):
         return check_delivered(check, log, ctx, final)
     if isinstance(check, NotDelivered):
@@ -233,4 +295,12 @@ def evaluate_sending(
         return check_contacted(check, log, ctx, final)
     if isinstance(check, TlsSni):
         return check_tls_sni(check, log, ctx, final)
+    if isinstance(check, Fetched):
+        return check_fetched(check, log, ctx, final)
+    if isinstance(check, NotFetched):
+        return check_not_fetched(check, log, ctx, final)
+    if isinstance(check, Queried):
+        return check_queried(check, log, ctx, final)
+    if isinstance(check, NotQueried):
+        return check_not_queried(check, log, ctx, final)
     return check_tls_record(check, log, ctx, final)

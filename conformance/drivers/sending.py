@@ -152,7 +152,7 @@ async def run_sending(
             return [d for d in decisions if d is not None]
         return None
 
-    waiter = asyncio.ensure_future(stage.log.wait_for(decide, deadline))
+    waiter = asyncio.ensure_future(stage.phase_log.wait_for(decide, deadline))
     settle = (
         asyncio.ensure_future(target.settled(stage.domain, deadline)) if target.can_settle else None
     )
@@ -162,13 +162,13 @@ async def run_sending(
         result = waiter.result() if waiter in done else None
         if result is None and settle is not None and settle in done:
             settled = settle.result()
-            result = decide(stage.log, final=settled is None)
+            result = decide(stage.phase_log, final=settled is None)
             if result is None:
                 # Settled, yet a check still waits for something (e.g. a TLS record being
                 # written): give the log until the deadline, then judge what is there.
-                result = await stage.log.wait_for(decide, deadline)
+                result = await stage.phase_log.wait_for(decide, deadline)
         if result is None:
-            result = decide(stage.log, final=True)
+            result = decide(stage.phase_log, final=True)
     finally:
         for task in (waiter, settle):
             if task is not None and not task.done():
@@ -176,7 +176,7 @@ async def run_sending(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
     assert result is not None
-    evidence += story(stage.log)
+    evidence += story(stage.phase_log)
     if settled:
         evidence.append(f"the SUT reports the message {settled}")
     return SendingOutcome(decisions=list(zip(checks, result, strict=True)), evidence=evidence)

@@ -34,9 +34,7 @@ class CertProfile(StrEnum):
     UNTRUSTED_CA = "untrusted-ca"  # chains to the world's untrusted root
     WEAK_KEY = "weak-key"  # RSA 1024
     SRV_ID = "srv-id"  # SAN otherName SRVName (RFC 4985) for each srv_ids entry, plus DNS names
-    XMPP_ADDR = (
-        "xmpp-addr"  # SAN otherName id-on-xmppAddr for each xmpp_addrs entry, plus DNS names
-    )
+    XMPP_ADDR = "xmpp-addr"  # SAN otherName id-on-xmppAddr for each xmpp_addrs entry, plus DNS names
 
 
 class CertSpec(Spec):
@@ -79,17 +77,11 @@ class SmtpBehaviour(Spec):
 
 class MitmMode(StrEnum):
     PASS = "pass"  # forward bytes untouched (still observes)
-    STRIP_STARTTLS = (
-        "strip-starttls"  # remove STARTTLS from EHLO replies; refuse the command with 502
-    )
+    STRIP_STARTTLS = "strip-starttls"  # remove STARTTLS from EHLO replies; refuse the command with 502
     STARTTLS_ERROR = "starttls-error"  # answer STARTTLS with 454 instead of forwarding it
     # Plaintext injected around the upgrade, the bug class of RFC 8314 Appendix A (CVE-2011-0411):
-    INJECT_COMMANDS = (
-        "inject-commands"  # append ``inject`` to the client's STARTTLS line, towards the server
-    )
-    INJECT_REPLIES = (
-        "inject-replies"  # append ``inject`` to the server's 220 to STARTTLS, towards the client
-    )
+    INJECT_COMMANDS = "inject-commands"  # append ``inject`` to the client's STARTTLS line, towards the server
+    INJECT_REPLIES = "inject-replies"  # append ``inject`` to the server's 220 to STARTTLS, towards the client
 
 
 class MitmSpec(Spec):
@@ -162,9 +154,7 @@ class PolicyHost(Spec):
     status: int = Field(default=200, ge=100, le=599)
     content_type: str | None = "text/plain"  # None: no Content-Type header
     body: str = ""
-    pad_to_bytes: int = Field(
-        default=0, ge=0
-    )  # pad the body with trailing comment lines to this size
+    pad_to_bytes: int = Field(default=0, ge=0)  # pad the body with trailing comment lines to this size
     fault: HttpFault = HttpFault.NONE
     redirect_to: str = ""
     slow_interval_s: float = Field(default=0.0, ge=0)
@@ -178,3 +168,23 @@ class WorldSpec(Spec):
     mx: tuple[MxHost, ...] = ()
     dns: DnsSpec = DnsSpec()
     policy_hosts: tuple[PolicyHost, ...] = ()
+
+
+class RecordKey(Spec):
+    name: str
+    type: RecordType
+
+
+class DnsPatch(Spec):
+    """Changes to a staged zone: ``set`` replaces every record with the same name and type
+    (or adds it), ``remove`` deletes every record with that name and type."""
+
+    set: tuple[DnsRecord, ...] = ()
+    remove: tuple[RecordKey, ...] = ()
+
+
+class WorldPatch(Spec):
+    """What changes in a scenario's world between two phases (e.g. a new policy id)."""
+
+    dns: DnsPatch = DnsPatch()
+    policy_hosts: tuple[PolicyHost, ...] = ()  # replace the host of the same name (or add one)

@@ -37,6 +37,7 @@ from conformance.world.spec import (
     HttpFault,
     MxHost,
     PolicyHost,
+    WorldPatch,
     WorldSpec,
 )
 
@@ -93,9 +94,20 @@ class Stage:
     scenario_id: str
     domain: str
     names: dict[str, str]  # placeholders -> values: domain, sender_domain, mailbox
-    log: ObservationLog
+    log: ObservationLog  # everything, for the evidence
+    phase_log: ObservationLog = field(default_factory=ObservationLog)  # the current phase only, for checks
     hosts: dict[str, str] = field(default_factory=dict)  # host name -> published address
+    zone: DnsSpec = field(default_factory=DnsSpec)  # what the world's DNS serves for the stage now
+    policy_hosts: dict[str, PolicyHost] = field(default_factory=dict)  # concrete, by name
     _closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def observe(self, event: Observation) -> None:
+        """The sink every peer of this stage reports to."""
+        self.log.add(event)
+        self.phase_log.add(event)
+
+    def next_phase(self) -> None:
+        self.phase_log = ObservationLog()
 
     def expand(self, text: str) -> str:
         return _expand(text, self.names)
@@ -142,9 +154,7 @@ class World:
                 await dns.start()
             except OSError as exc:
                 if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
-                    raise WorldError(
-                        f"cannot start DNS on {plan.services.dns}:{self.ports.dns}: {exc}"
-                    ) from exc
+                    raise WorldError(f"cannot start DNS on {plan.services.dns}:{self.ports.dns}: {exc}") from exc
                 last_error = exc
                 continue
             self.plan, self._dns = plan, dns
@@ -154,9 +164,7 @@ class World:
         try:
             self._https = WorldHttps(self._https_context, unrouted_sink=self.unrouted.add)
             await self._https.start(self.plan.services.https, self.ports.https)
-            self._mailbox = Mailbox(
-                "mailbox.world.test", self._route_mail, tls_context_factory=self._mailbox_context
-            )
+            self._mailbox = Mailbox("mailbox.world.test", self._route_mail, tls_context_factory=self._mailbox_context)
             await self._mailbox.start(self.plan.services.mailbox, self.ports.smtp)
         except OSError as exc:
             await self.stop()
@@ -211,7 +219,7 @@ class World:
         for rcpt in message.rcpt_tos:
             stage = self._stage_for(rcpt.rsplit("@", 1)[-1].strip(">").lower())
             if stage is not None:
-                stage.log.add(message)
+                stage.observe(message)
                 return
         self.unrouted.add(message)
 
@@ -252,12 +260,11 @@ class World:
             ]
             zone = DnsSpec(
                 records=tuple(records),
-                faults=tuple(
-                    f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults
-                ),
+                faults=tuple(f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults),
                 dnssec=spec.dns.dnssec,
             )
-            self._dns.add_zone(domain, zone, stage.log.add)
+            self._dns.add_zone(domain, zone, stage.observe)
+            stage.zone = zone
             stage._closers.append(lambda: self._dns.remove_zone(domain) if self._dns else None)
         except (DnsError, OSError) as exc:
             await self.unstage(stage)
@@ -270,11 +277,7 @@ class World:
     @staticmethod
     def _expand_record(record: DnsRecord, names: dict[str, str]) -> DnsRecord:
         value = record.value
-        expanded = (
-            _expand(value, names)
-            if isinstance(value, str)
-            else tuple(_expand(v, names) for v in value)
-        )
+        expanded = _expand(value, names) if isinstance(value, str) else tuple(_expand(v, names) for v in value)
         return record.model_copy(update={"name": _expand(record.name, names), "value": expanded})
 
     async def _stage_mx(self, stage: Stage, mx: MxHost) -> list[DnsRecord]:
@@ -288,18 +291,12 @@ class World:
             return records  # nothing listens: connection refused
         behaviour = mx.smtp
         # Empty names: the CA uses the host's own name (and the wrong-name profile its own).
-        cert = behaviour.cert.model_copy(
-            update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)}
-        )
+        cert = behaviour.cert.model_copy(update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)})
 
         def factory(cert: CertSpec = cert) -> ssl.SSLContext:
-            return self.ca.server_context(
-                name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max
-            )
+            return self.ca.server_context(name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max)
 
-        peer = SmtpPeer(
-            name, behaviour, factory, stage.log.add, session_timeout_s=self.peer_timeout_s
-        )
+        peer = SmtpPeer(name, behaviour, factory, stage.observe, session_timeout_s=self.peer_timeout_s)
         if mx.mitm is None:
             await peer.start(published, self.ports.smtp)
             stage._closers.append(peer.stop)
@@ -311,7 +308,7 @@ class World:
                 name,
                 mx.mitm,
                 (hidden, self.ports.smtp),
-                stage.log.add,
+                stage.observe,
                 timeout_s=self.peer_timeout_s,
             )
             await mitm.start(published, self.ports.smtp)
@@ -326,19 +323,40 @@ class World:
                 "name": name,
                 "body": stage.expand(host.body),
                 "redirect_to": stage.expand(host.redirect_to),
-                "cert": host.cert.model_copy(
-                    update={"names": tuple(stage.expand(n) for n in host.cert.names)}
-                ),
+                "cert": host.cert.model_copy(update={"names": tuple(stage.expand(n) for n in host.cert.names)}),
             }
         )
         if host.fault is HttpFault.REFUSE:
             address = self.allocate()  # nothing listens there
         else:
             address = self.plan.services.https
-            self._https.add_policy_host(concrete, stage.log.add)
-            stage._closers.append(lambda: self._https.remove_host(name) if self._https else None)
+            if name not in stage.policy_hosts:
+                stage._closers.append(lambda: self._https.remove_host(name) if self._https else None)
+            self._https.add_policy_host(concrete, stage.observe)
+        stage.policy_hosts[name] = concrete
         stage.hosts[name] = address
         return [DnsRecord(name=name, type="A", value=address)]
+
+    def restage(self, stage: Stage, patch: WorldPatch) -> None:
+        """Apply a phase's changes to a staged world: DNS records and policy hosts."""
+        assert self._dns is not None and self._https is not None
+        records = list(stage.zone.records)
+        drop = {(stage.expand(k.name).lower(), k.type) for k in patch.dns.remove}
+        new = [self._expand_record(r, stage.names) for r in patch.dns.set]
+        drop |= {(r.name.lower(), r.type) for r in new}
+        records = [r for r in records if (r.name.lower(), r.type) not in drop] + new
+        extra: list[DnsRecord] = []
+        for host in patch.policy_hosts:
+            name = stage.expand(host.name)
+            if name in stage.policy_hosts:
+                self._https.remove_host(name)
+            extra.extend(self._stage_policy_host(stage, host))
+        extra_keys = {(r.name.lower(), r.type) for r in extra}
+        records = [r for r in records if (r.name.lower(), r.type) not in extra_keys] + extra
+        zone = stage.zone.model_copy(update={"records": tuple(records)})
+        self._dns.remove_zone(stage.domain)
+        self._dns.add_zone(stage.domain, zone, stage.observe)
+        stage.zone = zone
 
     async def unstage(self, stage: Stage) -> None:
         for close in reversed(stage._closers):
