@@ -284,23 +284,19 @@ SendingCheck = (
 )
 
 
+_SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], Decision | None]] = {
+    Delivered: check_delivered,
+    NotDelivered: check_not_delivered,
+    FirstContact: check_first_contact,
+    Contacted: check_contacted,
+    TlsRecord: check_tls_record,
+    TlsSni: check_tls_sni,
+    Fetched: check_fetched,
+    NotFetched: check_not_fetched,
+    Queried: check_queried,
+    NotQueried: check_not_queried,
+}
+
+
 def evaluate_sending(check: SendingCheck, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
-    if isinstance(check, Delivered):
-        return check_delivered(check, log, ctx, final)
-    if isinstance(check, NotDelivered):
-        return check_not_delivered(check, log, ctx, final)
-    if isinstance(check, FirstContact):
-        return check_first_contact(check, log, ctx, final)
-    if isinstance(check, Contacted):
-        return check_contacted(check, log, ctx, final)
-    if isinstance(check, TlsSni):
-        return check_tls_sni(check, log, ctx, final)
-    if isinstance(check, Fetched):
-        return check_fetched(check, log, ctx, final)
-    if isinstance(check, NotFetched):
-        return check_not_fetched(check, log, ctx, final)
-    if isinstance(check, Queried):
-        return check_queried(check, log, ctx, final)
-    if isinstance(check, NotQueried):
-        return check_not_queried(check, log, ctx, final)
-    return check_tls_record(check, log, ctx, final)
+    return _SENDING_JUDGES[type(check)](check, log, ctx, final)
