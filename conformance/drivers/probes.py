@@ -8,10 +8,13 @@ closes, stalls or sends garbage becomes a fact (``error``) or a ProbeError (ERRO
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography import x509
 
 from conformance.drivers.smtpwire import WireClient, WireError, unverified_context
 from conformance.targets.base import SmtpEndpoint
@@ -208,5 +211,61 @@ async def probe_starttls_injection(ctx: ProbeContext) -> ProbeResult:
     except WireError as exc:
         raise ProbeError(f"injection probe could not finish: {exc}") from exc
     finally:
+        result.evidence += client.transcript
+        await client.close()
+
+
+def _dns_names(der: bytes | None) -> list[str]:
+    """The DNS-IDs (subjectAltName dNSName) of a certificate, lower case."""
+    if not der:
+        return []
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return []
+    return [name.lower() for name in san.get_values_for_type(x509.DNSName)]
+
+
+def _dns_id_matches(reference: str, presented: str) -> bool:
+    """RFC 6125 6.4 as RFC 8461 4.2 narrows it: exact, or a wildcard as the whole left-most label."""
+    reference, presented = reference.lower().rstrip("."), presented.lower().rstrip(".")
+    if presented.startswith("*."):
+        head, _, rest = reference.partition(".")
+        return bool(head) and rest == presented[2:]
+    return reference == presented
+
+
+@probe("sni-fallback")
+async def probe_sni_fallback(ctx: ProbeContext) -> ProbeResult:
+    """RFC 8461 7.1: with no SNI, or a name the server does not know (option ``sni``; null
+    means none), the server still completes the handshake with a fallback certificate."""
+    sni = ctx.options.get("sni")
+    result = ProbeResult()
+    client, keywords = await _open(ctx, result)
+    try:
+        if "STARTTLS" not in keywords:
+            raise ProbePrecondition("the SUT does not offer STARTTLS")
+        reply = await client.command("STARTTLS")
+        if reply.code != 220:
+            raise ProbePrecondition(f"STARTTLS answered {reply.code}")
+        try:
+            await client.starttls(unverified_context(), str(sni) if sni else None)
+        except WireError as exc:
+            result.facts.update(tls_established=False, tls_error=str(exc))
+            return result
+        version, _, der = client.tls_facts()
+        names = _dns_names(der)
+        result.facts.update(
+            tls_established=True,
+            tls_version=version,
+            cert_dns_names=names,
+            cert_names_mx=any(_dns_id_matches(ctx.endpoint.mx_name, n) for n in names),
+        )
+        with contextlib.suppress(WireError):
+            await client.command("QUIT")
+        return result
+    finally:
+        result.evidence.append(f"-- handshake with SNI {sni!r}")
         result.evidence += client.transcript
         await client.close()

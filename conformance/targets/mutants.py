@@ -19,6 +19,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "keeps-pipelined-plaintext": "executes plaintext pipelined after STARTTLS under TLS (RFC 3207 4.2, CVE-2011-0411)",
     "tls-max-1.1": "inbound TLS capped at TLS 1.1 (RFC 8461 7.2, RFC 8996)",
     "accepts-tls10": "inbound TLS accepts TLS 1.0 and 1.1 (RFC 8996 4, 5)",
+    "sni-strict": "aborts the handshake on an unknown SNI name instead of a fallback chain (RFC 8461 7.1)",
     "mx-reverse-order": "walks MX hosts from the highest preference value (RFC 5321 5.1)",
     "no-mx-fallback": "tries only the first MX host (RFC 5321 5.1)",
     "never-starttls": "delivers in plaintext even when STARTTLS is offered (RFC 3207 6)",

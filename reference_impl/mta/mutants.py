@@ -67,6 +67,30 @@ def _tls_adjusted(adjust: Callable[[ssl.SSLContext], None]) -> Callable[[], Serv
     return starter
 
 
+def _reject_unknown_sni() -> Callable[[], ServerStarter]:
+    """A server starter whose TLS aborts with unrecognized_name when the client's SNI is not the
+    server's host name (RFC 8461 section 7.1 requires a fallback certificate instead)."""
+
+    def starter() -> ServerStarter:
+        from reference_impl.smtp.aio_server import start_smtp_server
+
+        async def start(*args: Any, tls_context: ssl.SSLContext | None = None, **kwargs: Any) -> Any:
+            hostname = str(kwargs.get("hostname", "")).lower()
+
+            def strict(_obj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> int | None:
+                if name is not None and name.lower() != hostname:
+                    return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+                return None
+
+            if tls_context is not None:
+                tls_context.sni_callback = strict
+            return await start_smtp_server(*args, tls_context=tls_context, **kwargs)
+
+        return start
+
+    return starter
+
+
 def _allow_old_versions(maximum: ssl.TLSVersion) -> Callable[[ssl.SSLContext], None]:
     def adjust(context: ssl.SSLContext) -> None:
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0/1.1 otherwise
@@ -90,6 +114,8 @@ NO_STARTTLS_OFFER = MtaVariant(name="no-starttls-offer", server_connection_facto
 STARTTLS_AFTER_TLS = MtaVariant(name="starttls-after-tls", server_connection_factory=StartTlsAfterTlsServerConnection)
 # RFC 8461 section 7.2 / RFC 8996: inbound TLS capped at 1.1.
 TLS_MAX_1_1 = MtaVariant(name="tls-max-1.1", server_starter=_tls_adjusted(_allow_old_versions(ssl.TLSVersion.TLSv1_1)))
+# RFC 8461 section 7.1: an unknown SNI name aborts the handshake instead of getting a fallback chain.
+SNI_STRICT = MtaVariant(name="sni-strict", server_starter=_reject_unknown_sni())
 # RFC 8996 sections 4 and 5: inbound TLS also accepts 1.0 and 1.1.
 ACCEPTS_TLS10 = MtaVariant(
     name="accepts-tls10", server_starter=_tls_adjusted(_allow_old_versions(ssl.TLSVersion.MAXIMUM_SUPPORTED))
@@ -112,6 +138,7 @@ ALL_MUTANTS = (
     STARTTLS_AFTER_TLS,
     TLS_MAX_1_1,
     ACCEPTS_TLS10,
+    SNI_STRICT,
     NO_STARTTLS,
     KEEPS_PLAINTEXT_AFTER_STARTTLS,
     RECORDS_ALL_SUCCESS,
