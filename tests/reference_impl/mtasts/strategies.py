@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import strategies as st
 
 from reference_impl.mtasts.policy import (
@@ -27,9 +29,9 @@ record_ext_values = st.from_regex(EXT_VALUE_PATTERN, fullmatch=True)
 records = st.builds(
     StsRecord,
     id=record_ids,
-    extensions=st.lists(
-        st.tuples(record_ext_names, record_ext_values), max_size=4, unique_by=lambda pair: pair[0]
-    ).map(tuple),
+    extensions=st.lists(st.tuples(record_ext_names, record_ext_values), max_size=4, unique_by=lambda pair: pair[0]).map(
+        tuple
+    ),
 )
 
 
@@ -58,7 +60,28 @@ mx_patterns = st.from_regex(MX_PATTERN, fullmatch=True).filter(
 policy_ext_names = st.from_regex(POLICY_EXT_NAME_PATTERN, fullmatch=True).filter(
     lambda name: name not in {"version", "mode", "max_age", "mx"}
 )
-policy_ext_values = st.from_regex(POLICY_EXT_VALUE_PATTERN, fullmatch=True)
+# sts-policy-ext-value = sts-policy-vchar [*(%x20 / sts-policy-vchar) sts-policy-vchar], built from its parts:
+# st.from_regex over POLICY_EXT_VALUE_PATTERN is correct but takes seconds to compile the Unicode ranges.
+_vchar = st.one_of(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E),  # %x21-7E
+    st.characters(min_codepoint=0x80, exclude_categories=["Cs"]),  # UTF8-2 / UTF8-3 / UTF8-4
+)
+
+
+def _grammar_checked(value: str) -> str:
+    assert re.fullmatch(POLICY_EXT_VALUE_PATTERN, value), value
+    return value
+
+
+policy_ext_values = st.one_of(
+    _vchar,
+    st.builds(
+        lambda first, middle, last: first + middle + last,
+        _vchar,
+        st.text(alphabet=st.one_of(_vchar, st.just(" ")), max_size=12),
+        _vchar,
+    ),
+).map(_grammar_checked)
 
 
 @st.composite

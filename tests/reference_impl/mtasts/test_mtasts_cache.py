@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reference_impl.mta.clock import ManualClock
-from reference_impl.mtasts.cache import CacheError, CachedPolicy, FailureNote, PolicyCache
+from reference_impl.mtasts.cache import CachedPolicy, CacheError, FailureNote, PolicyCache
 from reference_impl.mtasts.discovery import PolicyOutcome, StsFailure
 from reference_impl.mtasts.policy import Mode, parse_policy
 

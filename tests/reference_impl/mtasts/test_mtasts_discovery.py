@@ -4,6 +4,7 @@ five-minute rule, proactive refresh, and the planner's request/response discipli
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
@@ -343,3 +344,18 @@ def test_fetch_result_is_consistent() -> None:
         FetchResult(True)
     with pytest.raises(ValueError, match="body"):
         FetchResult(False)
+
+
+@pytest.mark.parametrize("module", ["discovery", "cache"])
+def test_planner_and_cache_are_sans_io(module: str) -> None:
+    import ast
+    import importlib
+
+    source = importlib.import_module(f"reference_impl.mtasts.{module}").__file__
+    assert source is not None
+    tree = ast.parse(Path(source).read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"asyncio", "socket", "ssl", "h11", "dns", "http", "urllib"}
