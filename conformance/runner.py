@@ -12,11 +12,13 @@ import dataclasses
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from conformance.catalog.loader import CatalogEntry
-from conformance.catalog.model import Fact, Probe, SendMessage
+from conformance.catalog.model import CheckDomain, Fact, Probe, Role, SendMessage
 from conformance.catalog.requirements import Inventory, Level
 from conformance.drivers.checks import Decision, check_fact
+from conformance.drivers.domain_check import DomainCheckConfig, check_domain
 from conformance.drivers.probes import PROBES, ProbeContext, ProbeError, ProbePrecondition
 from conformance.drivers.sending import InjectionError, run_sending
 from conformance.errors import WorldError
@@ -89,13 +91,16 @@ async def run_scenario(
     total_s = timeout_s * (1 + len(scenario.then)) + sum(p.wait_s for p in scenario.then)
     try:
         async with asyncio.timeout(total_s + grace_s):
-            stage = await world.stage(scenario.id, scenario.world)
+            spec = target.deployment(scenario.world) if scenario.role is Role.POLICY_DOMAIN else scenario.world
+            stage = await world.stage(scenario.id, spec)
             try:
                 deadline = time.monotonic() + timeout_s
                 pairs: list[tuple[str, str | None, Decision]]
                 evidence: list[str]
                 if isinstance(scenario.stimulus, SendMessage):
                     pairs, evidence = await _run_phases(entry, world, stage, target, deadline, timeout_s)
+                elif isinstance(scenario.stimulus, CheckDomain):
+                    pairs, evidence = await _run_domain_check(scenario.stimulus, entry, world, stage, target, deadline)
                 else:
                     assert isinstance(scenario.stimulus, Probe)
                     pairs, evidence = await _run_probe(scenario.stimulus, entry, world, target, deadline)
@@ -162,6 +167,49 @@ async def _run_phases(
     return pairs, evidence
 
 
+def _judge_facts(entry: CatalogEntry, facts: dict[str, Any]) -> list[tuple[str, str | None, Decision]]:
+    pairs: list[tuple[str, str | None, Decision]] = []
+    for check in entry.scenario.expect:
+        assert isinstance(check, Fact)
+        pairs.append((check.check, check.requirement, check_fact(check, facts)))
+    return pairs
+
+
+async def _run_domain_check(
+    stimulus: CheckDomain, entry: CatalogEntry, world: World, stage: Stage, target: Target, deadline: float
+) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
+    """The policy-domain role: lint the deployment, from the scenario's stage in the world or,
+    for a target that names a real domain, from that domain through its resolver."""
+    real = target.policy_domain()
+    info = world.info
+    timeout = max(0.5, deadline - time.monotonic())
+    if real is None:
+        domain = stage.domain
+        config = DomainCheckConfig(
+            resolver=info.resolver,
+            https_port=info.https[1],
+            smtp_port=info.smtp_port,
+            ca_file=info.trust_bundle,
+            timeout_s=timeout,
+            check_mx=stimulus.check_mx,
+        )
+    else:
+        domain = real.domain
+        config = DomainCheckConfig(
+            resolver=real.resolver,
+            https_port=real.https_port,
+            smtp_port=real.smtp_port,
+            ca_file=real.ca_file,
+            timeout_s=timeout,
+            check_mx=stimulus.check_mx,
+        )
+    report = await check_domain(domain, config)
+    facts = report.facts()
+    evidence = [f"fact {k} = {v!r}" for k, v in sorted(facts.items())]
+    evidence += [str(f) for f in report.findings] + report.evidence
+    return _judge_facts(entry, facts), evidence
+
+
 async def _run_probe(
     stimulus: Probe, entry: CatalogEntry, world: World, target: Target, deadline: float
 ) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
@@ -180,10 +228,7 @@ async def _run_probe(
     )
     result = await fn(ctx)
     facts = result.facts
-    pairs: list[tuple[str, str | None, Decision]] = []
-    for check in entry.scenario.expect:
-        assert isinstance(check, Fact)
-        pairs.append((check.check, check.requirement, check_fact(check, facts)))
+    pairs = _judge_facts(entry, facts)
     evidence = [f"fact {k} = {v!r}" for k, v in sorted(facts.items())] + result.evidence
     return pairs, evidence
 

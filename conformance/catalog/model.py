@@ -20,6 +20,7 @@ class Role(StrEnum):
 
     SENDING_MTA = "sending-mta"  # the SUT delivers a message into the world
     RECEIVING_MTA = "receiving-mta"  # the world's probe connects to the SUT as an SMTP client
+    POLICY_DOMAIN = "policy-domain"  # the SUT is a domain's MTA-STS deployment (DNS, policy host, MX hosts)
 
 
 # ---------------------------------------------------------------- stimuli
@@ -44,7 +45,15 @@ class Probe(Spec):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-Stimulus = Annotated[SendMessage | Probe, Field(discriminator="kind")]
+class CheckDomain(Spec):
+    """Lint the policy domain's MTA-STS deployment as a sender would see it
+    (``conformance.drivers.domain_check``): TXT record, policy host, policy, MX hosts."""
+
+    kind: Literal["check-domain"]
+    check_mx: bool = True
+
+
+Stimulus = Annotated[SendMessage | Probe | CheckDomain, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- expectations
@@ -148,12 +157,14 @@ class Fact(Check):
     equals: Any = None
     one_of: tuple[Any, ...] | None = Field(default=None, alias="in")
     not_in: tuple[Any, ...] | None = None
+    contains: Any = None  # the fact is a list holding this value
+    lacks: Any = None  # the fact is a list not holding this value
 
     @model_validator(mode="after")
     def _one_comparison(self) -> Fact:
-        given = [self.equals is not None, self.one_of is not None, self.not_in is not None]
+        given = [x is not None for x in (self.equals, self.one_of, self.not_in, self.contains, self.lacks)]
         if sum(given) != 1:
-            raise ValueError("a fact check needs exactly one of `equals`, `in`, `not_in`")
+            raise ValueError("a fact check needs exactly one of `equals`, `in`, `not_in`, `contains`, `lacks`")
         return self
 
 
@@ -243,7 +254,11 @@ class Scenario(Spec):
         for check in self.expect:
             if check.check not in allowed:
                 raise ValueError(f"check {check.check!r} does not apply to role {self.role.value}")
-        stimulus_kind = "send-message" if self.role is Role.SENDING_MTA else "probe"
+        stimulus_kind = {
+            Role.SENDING_MTA: "send-message",
+            Role.RECEIVING_MTA: "probe",
+            Role.POLICY_DOMAIN: "check-domain",
+        }[self.role]
         if self.stimulus.kind != stimulus_kind:
             raise ValueError(f"role {self.role.value} takes a {stimulus_kind!r} stimulus")
         if self.then and self.role is not Role.SENDING_MTA:
@@ -256,6 +271,8 @@ class Scenario(Spec):
 
 
 class CatalogFile(Spec):
-    """One file of the catalog: a list of scenarios."""
+    """One file of the catalog: a list of scenarios. ``templates`` holds YAML anchors that
+    scenarios of the file share (e.g. a whole deployment); it is not read otherwise."""
 
+    templates: dict[str, Any] = Field(default_factory=dict)
     scenarios: tuple[Scenario, ...] = Field(min_length=1)

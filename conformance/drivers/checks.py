@@ -263,6 +263,12 @@ def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
             value in check.one_of,
             f"{check.fact} = {value!r} (expected one of {list(check.one_of)!r})",
         )
+    if check.contains is not None:
+        ok = isinstance(value, list) and check.contains in value
+        return Decision(ok, f"{check.fact} = {value!r} (expected to contain {check.contains!r})")
+    if check.lacks is not None:
+        ok = isinstance(value, list) and check.lacks not in value
+        return Decision(ok, f"{check.fact} = {value!r} (must not contain {check.lacks!r})")
     assert check.not_in is not None
     return Decision(
         value not in check.not_in,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from conformance.catalog.model import Role
 from conformance.drivers.checks import SutRecord
+from conformance.world.spec import WorldSpec
 
 if TYPE_CHECKING:
     from conformance.world.world import World
@@ -30,6 +31,18 @@ class SmtpEndpoint:
     port: int
     mx_name: str
     trust_file: Path | None  # CA bundle to verify the SUT's certificate; None: the world's CA
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDomainEndpoint:
+    """A real domain to lint, and where to ask: the resolver (None: the system's), the ports,
+    and the trust store (None: the system's)."""
+
+    domain: str
+    resolver: tuple[str, int] | None
+    https_port: int = 443
+    smtp_port: int = 25
+    ca_file: Path | None = None
 
 
 class Target(ABC):
@@ -60,6 +73,16 @@ class Target(ABC):
         """Wait until the SUT no longer works on the scenario's message to ``domain``
         (``delivered``, ``deferred`` or ``bounced``) or until the monotonic deadline; None
         when it cannot tell. Every scenario has its own recipient domain."""
+        return None
+
+    def deployment(self, spec: WorldSpec) -> WorldSpec:
+        """For the policy-domain role: the deployment the world stages for a scenario. The
+        reference deploys the scenario's own (correct) deployment; its mutants break it."""
+        return spec
+
+    def policy_domain(self) -> PolicyDomainEndpoint | None:
+        """For the policy-domain role on a real domain: which domain and how to reach it.
+        None: the scenario's domain, staged in the world."""
         return None
 
     def tls_records(self, policy_domain: str) -> list[SutRecord] | None:

@@ -8,6 +8,7 @@ target's deployment rather than its code (the certificate it is given).
 
 from __future__ import annotations
 
+from conformance.targets.deployments import DEPLOYMENTS
 from conformance.targets.reference import Variant
 from conformance.world.spec import CertProfile, CertSpec
 from reference_impl.mta import mutants as mta
@@ -38,6 +39,10 @@ def _registry() -> dict[str, Variant]:
             inbound_cert=CertSpec(profile=CertProfile.WRONG_NAME),
         )
     )
+    variants += [
+        Variant(name=name, description=description, mta=MtaVariant(name=name), deployment=deploy)
+        for name, (description, deploy) in DEPLOYMENTS.items()
+    ]
     return {v.name: v for v in variants}
 
 

@@ -13,6 +13,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from conformance.catalog.model import Role
 from conformance.drivers.checks import SutRecord
 from conformance.targets.base import SmtpEndpoint, Target
-from conformance.world.spec import CertSpec
+from conformance.world.spec import CertSpec, WorldSpec
 from reference_impl.mta.mta import MtaConfig, MtaVariant, ReferenceMta
 from reference_impl.mta.queue import RecipientState, RetryPolicy
 
@@ -39,13 +40,15 @@ class Variant:
     description: str
     mta: MtaVariant = field(default_factory=MtaVariant)
     inbound_cert: CertSpec = field(default_factory=CertSpec)
+    # For the policy-domain role: how this build breaks the scenario's deployment (None: it doesn't).
+    deployment: Callable[[WorldSpec], WorldSpec] | None = None
 
 
 REFERENCE = Variant("reference", "the embedded reference implementation")
 
 
 class ReferenceTarget(Target):
-    roles = frozenset({Role.SENDING_MTA, Role.RECEIVING_MTA})
+    roles = frozenset({Role.SENDING_MTA, Role.RECEIVING_MTA, Role.POLICY_DOMAIN})
     claims = frozenset({"tls-records", "starttls"})
 
     def __init__(self, variant: Variant = REFERENCE) -> None:
@@ -120,6 +123,9 @@ class ReferenceTarget(Target):
                 return "bounced" if RecipientState.BOUNCED in kinds else "deferred"
             await asyncio.sleep(_SETTLE_POLL_S)
         return None
+
+    def deployment(self, spec: WorldSpec) -> WorldSpec:
+        return self.variant.deployment(spec) if self.variant.deployment is not None else spec
 
     def tls_records(self, policy_domain: str) -> list[SutRecord] | None:
         return [
