@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from conformance.catalog.model import Role
 from conformance.catalog.source import dotted
 from conformance.errors import DataFileError, TargetError
-from conformance.targets.base import SmtpEndpoint, Target
+from conformance.targets.base import PolicyDomainEndpoint, SmtpEndpoint, Target
 from conformance.world.world import World
 
 _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>[0-9]{1,5})$")
@@ -74,6 +74,23 @@ class ReceivingSection(_Strict):
         return value
 
 
+class PolicyDomainSection(_Strict):
+    """A real domain whose MTA-STS deployment the policy-domain scenarios lint."""
+
+    domain: str = Field(min_length=1)
+    resolver: str | None = None  # HOST:PORT; None: the system's resolver
+    https_port: int = Field(default=443, gt=0, lt=65536)
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    ca_file: str | None = None  # None: the system's trust store
+
+    @field_validator("resolver")
+    @classmethod
+    def _hostport(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_hostport(value)
+        return value
+
+
 class LifecycleSection(_Strict):
     """Commands that start and stop the SUT around a run, for SUTs that must be configured
     with the world's addresses (which are only known once the world is up). Each command is
@@ -96,6 +113,7 @@ class TargetFile(_Strict):
     sending: SendingSection | None = None
     receiving: ReceivingSection | None = None
     lifecycle: LifecycleSection | None = None
+    policy_domain: PolicyDomainSection | None = None
 
 
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
@@ -136,6 +154,10 @@ def load_target_file(path: Path) -> TargetFile:
         raise DataFileError(path, _line_of(text, loc), dotted(loc), err["msg"]) from exc
     if Role.SENDING_MTA in parsed.roles and parsed.sending is None:
         raise DataFileError(path, _line_of(text, ("roles",)), "sending", "role sending-mta needs a [sending] table")
+    if Role.POLICY_DOMAIN in parsed.roles and parsed.policy_domain is None:
+        raise DataFileError(
+            path, _line_of(text, ("roles",)), "policy_domain", "role policy-domain needs a [policy_domain] table"
+        )
     if Role.RECEIVING_MTA in parsed.roles and parsed.receiving is None:
         raise DataFileError(
             path,
@@ -224,6 +246,18 @@ class ExternalTarget(Target):
 
     def submission_endpoint(self) -> tuple[str, int] | None:
         return split_hostport(self.spec.sending.submission) if self.spec.sending else None
+
+    def policy_domain(self) -> PolicyDomainEndpoint | None:
+        section = self.spec.policy_domain
+        if section is None:
+            return None
+        return PolicyDomainEndpoint(
+            domain=section.domain,
+            resolver=split_hostport(section.resolver) if section.resolver else None,
+            https_port=section.https_port,
+            smtp_port=section.smtp_port,
+            ca_file=(self.path.parent / section.ca_file) if section.ca_file else None,
+        )
 
     def smtp_endpoint(self) -> SmtpEndpoint | None:
         receiving = self.spec.receiving

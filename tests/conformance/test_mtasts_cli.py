@@ -114,3 +114,22 @@ def test_check_domain_against_the_world(
     document = json.loads(capsys.readouterr().out)
     rules = [f["rule"] for f in document["findings"] if f["severity"] == "error"]
     assert rules == ([rule] if rule else [])
+
+
+def test_domain_scenarios_against_a_named_domain(world: _WorldThread, tmp_path: Path) -> None:
+    """A target file naming a domain (here one served by another world, standing in for the
+    Internet): the policy-domain scenarios lint that domain through its resolver."""
+    stage = world.call(world.world.stage("cli/named-domain", deployment(CertProfile.EXPIRED)))
+    info = world.world.info
+    target = tmp_path / "domain.toml"
+    target.write_text(
+        f'name = "named"\nroles = ["policy-domain"]\n[policy_domain]\ndomain = "{stage.domain}"\n'
+        f'resolver = "{info.resolver[0]}:{info.resolver[1]}"\nhttps_port = {info.https[1]}\n'
+        f'smtp_port = {info.smtp_port}\nca_file = "{info.trust_bundle}"\n',
+        encoding="utf-8",
+    )
+    report = tmp_path / "r"
+    assert main(["run", "-q", "--target", str(target), "--select", "mta-sts/domain/*", "--report", str(report)]) == 1
+    verdicts = {r["id"]: r["verdict"] for r in json.loads((report / "results.json").read_text())["results"]}
+    assert verdicts["mta-sts/domain/mx-certificate"] == "FAIL"  # its MX certificate is expired
+    assert verdicts["mta-sts/domain/policy-text-plain"] == "PASS"
