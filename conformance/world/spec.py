@@ -162,12 +162,23 @@ class PolicyHost(Spec):
     extra_headers: tuple[tuple[str, str], ...] = ()
 
 
+class ReportEndpoint(Spec):
+    """An HTTPS collector for TLSRPT reports (RFC 8460 section 5.4): POSTs to ``path`` on
+    ``name`` are recorded as ReportPost observations and answered with ``status``."""
+
+    name: str = "tlsrpt.{domain}"
+    path: str = "/tlsrpt"
+    status: int = Field(default=200, ge=100, le=599)
+    cert: CertSpec = CertSpec()
+
+
 class WorldSpec(Spec):
     """Everything a scenario stages."""
 
     mx: tuple[MxHost, ...] = ()
     dns: DnsSpec = DnsSpec()
     policy_hosts: tuple[PolicyHost, ...] = ()
+    report_endpoints: tuple[ReportEndpoint, ...] = ()
 
 
 class RecordKey(Spec):

@@ -37,6 +37,7 @@ from conformance.world.spec import (
     HttpFault,
     MxHost,
     PolicyHost,
+    ReportEndpoint,
     WorldPatch,
     WorldSpec,
 )
@@ -245,6 +246,8 @@ class World:
                 records.extend(await self._stage_mx(stage, mx))
             for host in spec.policy_hosts:
                 records.extend(self._stage_policy_host(stage, host))
+            for endpoint in spec.report_endpoints:
+                records.extend(self._stage_report_endpoint(stage, endpoint))
             # The sender's domain receives bounces and reports in the shared mailbox.
             records += [
                 DnsRecord(
@@ -336,6 +339,15 @@ class World:
         stage.policy_hosts[name] = concrete
         stage.hosts[name] = address
         return [DnsRecord(name=name, type="A", value=address)]
+
+    def _stage_report_endpoint(self, stage: Stage, endpoint: ReportEndpoint) -> list[DnsRecord]:
+        assert self._https is not None and self.plan is not None
+        name = stage.expand(endpoint.name)
+        cert = endpoint.cert.model_copy(update={"names": tuple(stage.expand(n) for n in endpoint.cert.names)})
+        self._https.add_report_endpoint(name, endpoint.path, stage.observe, status=endpoint.status, cert=cert)
+        stage._closers.append(lambda: self._https.remove_host(name) if self._https else None)
+        stage.hosts[name] = self.plan.services.https
+        return [DnsRecord(name=name, type="A", value=self.plan.services.https)]
 
     def restage(self, stage: Stage, patch: WorldPatch) -> None:
         """Apply a phase's changes to a staged world: DNS records and policy hosts."""
