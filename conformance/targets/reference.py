@@ -84,6 +84,10 @@ class ReferenceTarget(Target):
             retry=RetryPolicy(),
             max_concurrency=32,
             poll_interval_s=0.5,
+            # RFC 8461 section 3.3: policy hosts are the world's HTTPS server (443, or 8443
+            # unprivileged); a fetch gives up well within a scenario's deadline.
+            sts_port=info.https[1],
+            sts_fetch_timeout_s=5.0,
         )
         self._mta = ReferenceMta(config, variant=self.variant.mta)
         await self._mta.start()

@@ -11,8 +11,9 @@ Implements:
   advertises DSN), RFC 6152 (BODY=8BITMIME), RFC 6531 (SMTPUTF8), RFC 1870 (SIZE);
 - RFC 8689 section 4.2.1 (a REQUIRETLS message never leaves in the clear or unverified).
 
-Later issues (MTA-STS enforcement) replace :func:`opportunistic_tls`; the asyncio side in
-:mod:`reference_impl.mta.sender` asks it at each TLS decision point and obeys.
+MTA-STS enforcement (RFC 8461 sections 4, 5, 7.2) lives in :mod:`reference_impl.mta.stspolicy`:
+the sender asks :func:`opportunistic_tls` when no policy is enforced and the enforcement
+decision when one is (``TlsSituation.sts_mode``), at each TLS decision point, and obeys.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from enum import Enum
 from reference_impl.mta.dsn import esmtp_param, sanitize_field_text, status_from_reply
 from reference_impl.mta.queue import OutcomeKind, RecipientOutcome
 from reference_impl.mta.records import TlsResultType
+from reference_impl.mtasts.policy import Mode
 
 # OpenSSL X509_V_ERR_* codes, grouped into the RFC 8460 section 4.3.1 result types.
 _EXPIRED = frozenset({10})  # CERT_HAS_EXPIRED
@@ -51,6 +53,7 @@ class TlsStage(Enum):
     REFUSED = "refused"  # STARTTLS was answered with something other than 220
     CERTIFICATE_INVALID = "certificate-invalid"  # the handshake failed verification
     HANDSHAKE_FAILED = "handshake-failed"  # the handshake failed for another reason
+    PROTOCOL_TOO_OLD = "protocol-too-old"  # a session below the TLS floor (RFC 8461 7.2)
 
 
 class TlsAction(Enum):
@@ -67,6 +70,7 @@ class TlsSituation:
     result_type: TlsResultType
     detail: str | None
     requiretls: bool  # the message carries REQUIRETLS (RFC 8689)
+    sts_mode: Mode | None = None  # the MTA-STS mode in force for the domain (None: no policy)
 
 
 TlsDecision = Callable[[TlsSituation], TlsAction]
@@ -86,6 +90,18 @@ def opportunistic_tls(situation: TlsSituation) -> TlsAction:
         return TlsAction.RETRY_UNVERIFIED
     # A broken handshake says nothing good about this host; another MX may do better.
     return TlsAction.NEXT_HOST
+
+
+# Protocol versions as ``ssl.SSLObject.version()`` names them, oldest first.
+TLS_VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def version_at_least(version: str | None, floor: str) -> bool:
+    """Whether a negotiated protocol ``version`` is ``floor`` or newer (RFC 8461 section 7.2,
+    RFC 8996: TLS 1.2 or higher). Unknown or missing versions are not."""
+    if version not in TLS_VERSIONS or floor not in TLS_VERSIONS:
+        return False
+    return TLS_VERSIONS.index(version) >= TLS_VERSIONS.index(floor)
 
 
 def classify_verify_failure(verify_code: int | None) -> TlsResultType:

@@ -6,6 +6,10 @@ writes. The parts a conformance test swaps to build a deliberately broken "mutan
 collected in :class:`MtaVariant`: each mutant replaces one field and nothing in the code
 branches on a flag that says "be broken" (see :mod:`reference_impl.mta.mutants`).
 
+MTA-STS (RFC 8461): each job first runs policy discovery for its recipient domain
+(:mod:`reference_impl.mta.stsdiscover`, with the policy cache in ``state_dir``), then walks the
+MX hosts under the policy in force (:mod:`reference_impl.mta.stspolicy`, obeyed by the sender).
+
 The runner claims due jobs (one message, one recipient domain), runs up to
 ``max_concurrency`` of them at once, and sleeps until the next one is due or it is kicked
 (a new message, a finished job, a test that moved its manual clock). Stopping cancels jobs in
@@ -43,14 +47,45 @@ from reference_impl.mta.records import TlsRecordStore, TlsSessionRecord
 from reference_impl.mta.resolve import DnsLookup, DnsResolver, resolve_route
 from reference_impl.mta.sender import (
     HostWalk,
+    MxContextFactory,
     RecordHook,
     SenderSettings,
     SmtpClient,
     SmtpConnector,
     SniChoice,
     deliver_job,
+    unverified_mx_context,
+    verified_mx_context,
     walk_all_hosts,
 )
+from reference_impl.mta.stsdiscover import (
+    DiscoverPolicy,
+    FetcherFactory,
+    StsAgent,
+    StsParts,
+    dns_resolver,
+    https_fetcher,
+)
+from reference_impl.mta.stspolicy import (
+    NO_POLICY,
+    ModeOf,
+    MxDecision,
+    MxMatcher,
+    NoDeliveryDecision,
+    PolicyParser,
+    RecordSelector,
+    StsApplied,
+    enforce_tls,
+    mode_in_force,
+    mx_decision,
+    no_delivery_outcome,
+)
+from reference_impl.mtasts.cache import PolicyCache
+from reference_impl.mtasts.discovery import DiscoveryConfig
+from reference_impl.mtasts.fetch import discover_policy
+from reference_impl.mtasts.matching import policy_allows_mx
+from reference_impl.mtasts.policy import parse_policy
+from reference_impl.mtasts.record import select_record
 from reference_impl.smtp.aio_client import AsyncSmtpClient
 from reference_impl.smtp.client import SmtpClientConnection
 
@@ -95,6 +130,30 @@ class MtaVariant:
     attempt_starttls: bool = True
     record_hook: RecordHook = keep_record
     sni_for: SniChoice = mx_name_as_sni
+    # MTA-STS, RFC 8461. Discovery (sections 3, 5.1):
+    sts_discover: DiscoverPolicy = discover_policy
+    sts_fetcher: FetcherFactory = https_fetcher
+    sts_record_selector: RecordSelector = select_record
+    sts_policy_parser: PolicyParser = parse_policy
+    sts_discovery_config: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    # What the policy means for the MX walk (sections 4, 5, 7.2, 8.4):
+    sts_mode_of: ModeOf = mode_in_force
+    sts_mx_matcher: MxMatcher = policy_allows_mx
+    sts_mx_decision: MxDecision = mx_decision
+    sts_enforcement: TlsDecision = enforce_tls
+    sts_no_delivery: NoDeliveryDecision = no_delivery_outcome
+    mx_tls_context: MxContextFactory = verified_mx_context
+    tls_floor: str = "TLSv1.2"  # section 7.2: TLS 1.2 or higher
+
+    def sts_parts(self) -> StsParts:
+        return StsParts(
+            discover=self.sts_discover,
+            fetcher=self.sts_fetcher,
+            record_selector=self.sts_record_selector,
+            policy_parser=self.sts_policy_parser,
+            discovery_config=self.sts_discovery_config,
+            mode_of=self.sts_mode_of,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +175,18 @@ class MtaConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_concurrency: int = 8
     poll_interval_s: float = 1.0  # the longest the runner sleeps without a kick
+    mta_sts: bool = True  # RFC 8461: discover and apply MTA-STS policies
+    sts_port: int = 443  # the port policy hosts are fetched on (section 3.3: HTTPS)
+    sts_fetch_timeout_s: float = 60.0  # section 3.3: "Senders MAY impose a timeout"
+    sts_max_policy_bytes: int = 64 * 1024  # section 3.3: "a limit on the maximum size"
 
     def __post_init__(self) -> None:
         if (self.inbound_cert_file is None) != (self.inbound_key_file is None):
             raise MtaConfigError("inbound TLS needs both a certificate and a key file")
         if self.max_concurrency < 1:
             raise MtaConfigError("max_concurrency must be at least 1")
+        if self.sts_fetch_timeout_s <= 0 or self.sts_max_policy_bytes < 0:
+            raise MtaConfigError("the policy fetch needs a positive timeout and a non-negative size limit")
 
 
 class ReferenceMta:
@@ -141,6 +206,8 @@ class ReferenceMta:
         self._dns = dns_lookup or DnsResolver(*config.resolver, timeout=config.dns_timeout_s)
         self._queue: MessageQueue | None = None
         self._records: TlsRecordStore | None = None
+        self._sts_cache: PolicyCache | None = None
+        self._sts: StsAgent | None = None
         self._servers: dict[str, Any] = {}
         self._runner: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -161,6 +228,8 @@ class ReferenceMta:
         )
         self._records = TlsRecordStore(config.state_dir / "tls-records.sqlite3")
         try:
+            if config.mta_sts:
+                self._start_sts()
             await self._start_listeners()
         except BaseException:
             await self.stop()
@@ -186,6 +255,23 @@ class ReferenceMta:
         if self._records is not None:
             self._records.close()
             self._records = None
+        self._sts = None
+        if self._sts_cache is not None:
+            self._sts_cache.close()
+            self._sts_cache = None
+
+    def _start_sts(self) -> None:
+        """The policy cache (RFC 8461 section 3.3) in state_dir and the discovery agent."""
+        config = self.config
+        self._sts_cache = PolicyCache(config.state_dir / "mta-sts-cache.sqlite3", clock=self.clock)
+        ca_file = config.ca_file
+        self._sts = StsAgent.over_dns(
+            cache=self._sts_cache,
+            resolver=dns_resolver(config.resolver, config.dns_timeout_s),
+            fetch_settings=(config.sts_port, ca_file, config.sts_fetch_timeout_s, config.sts_max_policy_bytes),
+            clock=self.clock,
+            parts=self.variant.sts_parts(),
+        )
 
     async def __aenter__(self) -> ReferenceMta:
         await self.start()
@@ -302,10 +388,9 @@ class ReferenceMta:
 
     def _sender_settings(self) -> SenderSettings:
         config, variant = self.config, self.variant
-        verified = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file is not None else None)
-        unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        unverified.check_hostname = False
-        unverified.verify_mode = ssl.CERT_NONE
+        ca_file = str(config.ca_file) if config.ca_file is not None else None
+        verified = variant.mx_tls_context(ca_file, variant.tls_floor)
+        unverified = unverified_mx_context(variant.tls_floor)
         return SenderSettings(
             connector=_connector(variant.client_connection_factory),
             local_hostname=config.hostname,
@@ -320,6 +405,11 @@ class ReferenceMta:
             host_walk=variant.host_walk,
             record_hook=variant.record_hook,
             sni_for=variant.sni_for,
+            sts_enforcement=variant.sts_enforcement,
+            sts_mx_matcher=variant.sts_mx_matcher,
+            sts_mx_decision=variant.sts_mx_decision,
+            sts_no_delivery=variant.sts_no_delivery,
+            tls_floor=variant.tls_floor,
         )
 
     async def _run(self) -> None:
@@ -360,11 +450,15 @@ class ReferenceMta:
         self.kick()
 
     async def _deliver(self, job: DeliveryJob, settings: SenderSettings) -> None:
+        records: tuple[TlsSessionRecord, ...] = ()
         try:
+            # RFC 8461 section 5.1: discover the policy before the MX walk (every attempt,
+            # so a deferred message is never bounced without the TXT record checked again).
+            sts, records = await self._discover(job.domain)
             route = await resolve_route(job.domain, self._dns, self.variant.mx_ordering)
-            result = await deliver_job(job, route, settings)
+            result = await deliver_job(job, route, settings, sts)
             outcomes = result.outcomes
-            records = result.tls_records
+            records = (*records, *result.tls_records)
         except asyncio.CancelledError:
             raise  # stopping: the recipients stay inflight and are retried after a restart
         except Exception as exc:
@@ -380,13 +474,18 @@ class ReferenceMta:
                 )
                 for r in job.recipients
             )
-            records = ()
         if self._queue is None:
             return  # stopped meanwhile; the job is recovered on the next start
         if self._records is not None:
             for record in records:
                 self._records.add(record)
         self._queue.complete(job, outcomes)
+
+    async def _discover(self, domain: str) -> tuple[StsApplied, tuple[TlsSessionRecord, ...]]:
+        if self._sts is None:
+            return NO_POLICY, ()
+        applied, records = await self._sts.apply(domain)
+        return applied, tuple(self.variant.record_hook(r) for r in records)
 
 
 def _connector(factory: Callable[[], SmtpClientConnection]) -> SmtpConnector:

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from reference_impl.mta import stsmutants as sts
 from reference_impl.mta.mta import MtaVariant, ServerStarter
 from reference_impl.mta.mxplan import order_by_reverse_preference
 from reference_impl.mta.records import TlsResultType, TlsSessionRecord
@@ -130,6 +131,8 @@ KEEPS_PLAINTEXT_AFTER_STARTTLS = MtaVariant(
 # RFC 8460 section 4.3: records every TLS session as "success".
 RECORDS_ALL_SUCCESS = MtaVariant(name="records-success", record_hook=record_as_success)
 
+STS_MUTANTS = sts.STS_MUTANTS
+
 ALL_MUTANTS = (
     REVERSE_MX_ORDER,
     NO_MX_FALLBACK,
@@ -142,4 +145,5 @@ ALL_MUTANTS = (
     NO_STARTTLS,
     KEEPS_PLAINTEXT_AFTER_STARTTLS,
     RECORDS_ALL_SUCCESS,
+    *STS_MUTANTS,
 )

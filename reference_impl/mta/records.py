@@ -1,9 +1,17 @@
 """TLS session records: one per SMTP session the reference MTA tried, for TLSRPT.
 
-The result types are the names of RFC 8460 section 4.3 (4.3.1 negotiation failures and the
-4.3.3 catch-all "validation-failure"); "success" is the successful-session counter of section
-4.4 (``total-successful-session-count``). Transient failures (TCP refused, timeouts; section
-4.3.4) are not TLS sessions and produce no record.
+The result types are the names of RFC 8460 section 4.3 (4.3.1 negotiation failures, 4.3.2.2
+MTA-STS policy failures and the 4.3.3 catch-all "validation-failure"); "success" is the
+successful-session counter of section 4.4 (``total-successful-session-count``). Transient
+failures (TCP refused, timeouts; section 4.3.4) are not TLS sessions and produce no record.
+
+Besides one record per SMTP session, the MTA-STS enforcement (RFC 8461 section 6) adds
+policy records with no session: an MX host that does not match the policy's ``mx`` patterns
+(``validation-failure``, reason ``mx-mismatch``, ``ip`` empty) and a discovery failure
+(``sts-policy-fetch-error``, ``sts-policy-invalid``, ``sts-webpki-invalid``; ``mx_host`` and
+``ip`` empty). Every record carries what RFC 8460 section 4.4 "policies" needs: the policy
+type (``sts`` or ``no-policy-found``), the policy string (the policy's lines) and the ``mx``
+patterns.
 
 Records are kept in their own SQLite file so the report generator can read them while the
 queue is busy.
@@ -28,6 +36,14 @@ class TlsResultType(Enum):
     CERTIFICATE_EXPIRED = "certificate-expired"  # section 4.3.1
     CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"  # section 4.3.1
     VALIDATION_FAILURE = "validation-failure"  # section 4.3.3
+    STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"  # section 4.3.2.2
+    STS_POLICY_INVALID = "sts-policy-invalid"  # section 4.3.2.2
+    STS_WEBPKI_INVALID = "sts-webpki-invalid"  # section 4.3.2.2
+
+
+POLICY_TYPE_STS = "sts"  # RFC 8460 section 4.4 "policy-type"
+POLICY_TYPE_NONE = "no-policy-found"
+MX_MISMATCH = "mx-mismatch"  # failure_reason of an MX that fails RFC 8461 section 4.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +57,9 @@ class TlsSessionRecord:
     at: float
     failure_reason: str | None = None  # "failure-reason-code", e.g. the OpenSSL verify message
     mx_helo: str | None = None  # "receiving-mx-helo": the first word of the greeting, untrusted
+    policy_type: str = POLICY_TYPE_NONE  # RFC 8460 section 4.4 "policy-type"
+    policy_strings: tuple[str, ...] = ()  # "policy-string": the MTA-STS policy, one line each
+    mx_patterns: tuple[str, ...] = ()  # "mx-host": the policy's mx patterns
 
 
 _SCHEMA = """
@@ -54,9 +73,26 @@ CREATE TABLE IF NOT EXISTS tls_sessions (
     cipher TEXT,
     at REAL NOT NULL,
     failure_reason TEXT,
-    mx_helo TEXT
+    mx_helo TEXT,
+    policy_type TEXT NOT NULL DEFAULT 'no-policy-found',
+    policy_strings TEXT NOT NULL DEFAULT '',
+    mx_patterns TEXT NOT NULL DEFAULT ''
 );
 """
+# Columns added after the first release of the store; older files get them on open.
+_ADDED_COLUMNS = (
+    ("policy_type", "TEXT NOT NULL DEFAULT 'no-policy-found'"),
+    ("policy_strings", "TEXT NOT NULL DEFAULT ''"),
+    ("mx_patterns", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def _join(lines: tuple[str, ...]) -> str:
+    return "\n".join(lines)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split("\n")) if text else ()
 
 
 class TlsRecordStore:
@@ -67,6 +103,10 @@ class TlsRecordStore:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(tls_sessions)")}
+            for column, declaration in _ADDED_COLUMNS:
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE tls_sessions ADD COLUMN {column} {declaration}")
         except Exception:
             self.close()
             raise
@@ -90,7 +130,8 @@ class TlsRecordStore:
     def add(self, record: TlsSessionRecord) -> None:
         self._conn().execute(
             "INSERT INTO tls_sessions (policy_domain, mx_host, ip, result_type, tls_version,"
-            " cipher, at, failure_reason, mx_helo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " cipher, at, failure_reason, mx_helo, policy_type, policy_strings, mx_patterns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.policy_domain,
                 record.mx_host,
@@ -101,6 +142,9 @@ class TlsRecordStore:
                 record.at,
                 record.failure_reason,
                 record.mx_helo,
+                record.policy_type,
+                _join(record.policy_strings),
+                _join(record.mx_patterns),
             ),
         )
 
@@ -109,10 +153,11 @@ class TlsRecordStore:
             self._conn()
             .execute(
                 "SELECT policy_domain, mx_host, ip, result_type, tls_version, cipher, at,"
-                " failure_reason, mx_helo FROM tls_sessions ORDER BY id"
+                " failure_reason, mx_helo, policy_type, policy_strings, mx_patterns FROM tls_sessions ORDER BY id"
             )
             .fetchall()
         )
         return [
-            TlsSessionRecord(d, h, ip, TlsResultType(r), v, c, at, f, helo) for d, h, ip, r, v, c, at, f, helo in rows
+            TlsSessionRecord(d, h, ip, TlsResultType(r), v, c, at, f, helo, ptype, _split(lines), _split(mx))
+            for d, h, ip, r, v, c, at, f, helo, ptype, lines, mx in rows
         ]

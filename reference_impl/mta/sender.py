@@ -5,6 +5,15 @@ one accepts responsibility), section 3.1 (a non-220 greeting: try elsewhere), se
 (reply classes per recipient), RFC 3207 sections 4 and 4.2 (STARTTLS, and EHLO again after
 the handshake) and records one RFC 8460 TLS session result per SMTP session tried.
 
+MTA-STS (RFC 8461 sections 4, 5, 7.2, 8.4): the job's :class:`~reference_impl.mta.stspolicy.
+StsApplied` says which policy is in force. Each MX host is first checked against its ``mx``
+patterns (under ``enforce`` a mismatching host is skipped like an unreachable one and never
+connected to; under ``testing`` the mismatch is recorded); at each TLS decision point the
+enforcement decision is asked instead of the opportunistic one when the mode is ``enforce``;
+a session below the TLS floor (1.2, section 7.2) is a TLS failure. The verifying context
+matches the MX name against DNS-IDs only (RFC 8461 section 4.2 by way of RFC 6125: no CN
+fallback) and refuses protocols below the floor.
+
 Every decision is taken by a pure function (:mod:`reference_impl.mta.delivery`,
 :mod:`reference_impl.mta.mxplan`); this module only talks to the network and obeys them.
 
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,7 +44,21 @@ from reference_impl.mta.delivery import TlsAction, TlsDecision, TlsSituation, Tl
 from reference_impl.mta.dsn import sanitize_field_text
 from reference_impl.mta.mxplan import MxHost, Route, RouteKind
 from reference_impl.mta.queue import DeliveryJob, OutcomeKind, RecipientOutcome
-from reference_impl.mta.records import TlsResultType, TlsSessionRecord
+from reference_impl.mta.records import MX_MISMATCH, TlsResultType, TlsSessionRecord
+from reference_impl.mta.stspolicy import (
+    NO_POLICY,
+    MxAction,
+    MxDecision,
+    MxMatcher,
+    NoDelivery,
+    NoDeliveryDecision,
+    StsApplied,
+    enforce_tls,
+    mx_decision,
+    no_delivery_outcome,
+)
+from reference_impl.mtasts.matching import policy_allows_mx
+from reference_impl.mtasts.policy import Mode
 from reference_impl.smtp.errors import LocalProtocolError, SmtpError, TlsHandshakeFailed
 from reference_impl.smtp.replies import Reply
 
@@ -68,6 +92,44 @@ RecordHook = Callable[[TlsSessionRecord], TlsSessionRecord]
 SniChoice = Callable[[str], str | None]
 
 
+_TLS_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+MxContextFactory = Callable[[str | None, str], ssl.SSLContext]
+
+
+def _apply_floor(context: ssl.SSLContext, floor: str) -> None:
+    """RFC 8461 section 7.2, RFC 8996: no protocol below ``floor`` (TLS 1.2 by default)."""
+    version = _TLS_VERSIONS.get(floor, ssl.TLSVersion.TLSv1_2)
+    if version < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0/1.1 otherwise
+    with warnings.catch_warnings():  # lowering the floor below 1.2 is deprecated, and meant
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
+
+
+def verified_mx_context(ca_file: str | None, floor: str) -> ssl.SSLContext:
+    """The verifying client context for MX hosts: chain to ``ca_file`` (None: the system
+    store), the MX name as a DNS-ID (RFC 8461 section 4.2 and RFC 6125 6.4.4: no CN
+    fallback; a wildcard only as the whole left-most label, OpenSSL's rule), TLS >= floor."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.hostname_checks_common_name = False
+    _apply_floor(context, floor)
+    return context
+
+
+def unverified_mx_context(floor: str) -> ssl.SSLContext:
+    """Opportunistic TLS without authentication (RFC 7435), still TLS >= floor."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    _apply_floor(context, floor)
+    return context
+
+
 def walk_all_hosts(route: Route) -> Iterable[tuple[MxHost, str]]:
     """RFC 5321 section 5.1: every address of every MX host, in the route's order."""
     for host in route.hosts:
@@ -96,6 +158,12 @@ class SenderSettings:
     host_walk: HostWalk = walk_all_hosts
     record_hook: RecordHook = field(default=lambda record: record)
     sni_for: SniChoice = field(default=lambda mx_name: mx_name)
+    # MTA-STS (RFC 8461 sections 4, 5, 7.2), see reference_impl.mta.stspolicy.
+    sts_enforcement: TlsDecision = enforce_tls
+    sts_mx_matcher: MxMatcher = policy_allows_mx
+    sts_mx_decision: MxDecision = mx_decision
+    sts_no_delivery: NoDeliveryDecision = no_delivery_outcome
+    tls_floor: str = "TLSv1.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +180,10 @@ class _Attempt:
     record: TlsSessionRecord | None = None
     error: str = ""
 
+    @property
+    def tls_failed(self) -> bool:
+        return self.record is not None and self.record.result_type is not TlsResultType.SUCCESS
+
 
 def route_outcomes(job: DeliveryJob, route: Route) -> tuple[RecipientOutcome, ...] | None:
     """Outcomes decided by the route alone (bounce or defer), or None to go deliver."""
@@ -123,31 +195,70 @@ def route_outcomes(job: DeliveryJob, route: Route) -> tuple[RecipientOutcome, ..
     return None
 
 
-async def deliver_job(job: DeliveryJob, route: Route, settings: SenderSettings) -> JobResult:
-    """Deliver ``job`` along ``route``; every recipient gets exactly one outcome."""
+async def deliver_job(
+    job: DeliveryJob, route: Route, settings: SenderSettings, sts: StsApplied = NO_POLICY
+) -> JobResult:
+    """Deliver ``job`` along ``route`` under the MTA-STS state ``sts``; every recipient gets
+    exactly one outcome."""
     decided = route_outcomes(job, route)
     if decided is not None:
         return JobResult(decided, ())
     records: list[TlsSessionRecord] = []
     errors: list[str] = []
+    checked: dict[str, MxAction] = {}
+    enforced_failures = 0
     for host, address in settings.host_walk(route):
-        attempt = await _attempt_address(job, host, address, settings)
+        action = checked.get(host.name)
+        if action is None:
+            matches = sts.policy is None or settings.sts_mx_matcher(sts.policy, host.name)
+            action = checked[host.name] = settings.sts_mx_decision(sts.mode, matches)
+            if action is not MxAction.DELIVER:
+                # RFC 8461 section 6, RFC 8460 4.3.3: the MX is not valid for the policy.
+                records.append(settings.record_hook(_mx_mismatch_record(job, host, settings, sts)))
+        if action is MxAction.SKIP:
+            # RFC 8461 sections 5 and 8.4: an invalid candidate is treated as unreachable.
+            enforced_failures += 1
+            errors.append(f"{host.name}[{address}]: not a valid MX for the MTA-STS policy")
+            continue
+        attempt = await _attempt_address(job, host, address, settings, sts)
         if attempt.record is not None:
             records.append(settings.record_hook(attempt.record))
+            if sts.mode is Mode.ENFORCE and attempt.outcomes is None and attempt.tls_failed:
+                enforced_failures += 1
         if attempt.outcomes is not None:
             return JobResult(attempt.outcomes, tuple(records))
         errors.append(f"{host.name}[{address}]: {attempt.error}")
-    # RFC 5321 section 4.5.4.1: no host took the message; queue it for a later try.
+    # RFC 5321 section 4.5.4.1: no host took the message; queue it for a later try
+    # (RFC 8461 section 5: a policy failure too, see stspolicy.no_delivery_outcome).
     reason = "no MX host accepted the connection: " + "; ".join(errors)
+    kind, status = settings.sts_no_delivery(NoDelivery(sts.mode, enforced_failures, reason))
     addresses = [r.address for r in job.recipients]
-    outcomes = decide.outcomes_for_all(addresses, OutcomeKind.TEMPORARY, "4.4.1", reason[:900])
+    outcomes = decide.outcomes_for_all(addresses, kind, status, reason[:900])
     return JobResult(outcomes, tuple(records))
 
 
-async def _attempt_address(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings) -> _Attempt:
+def _mx_mismatch_record(job: DeliveryJob, host: MxHost, settings: SenderSettings, sts: StsApplied) -> TlsSessionRecord:
+    return TlsSessionRecord(
+        policy_domain=job.domain,
+        mx_host=host.name,
+        ip="",
+        result_type=TlsResultType.VALIDATION_FAILURE,
+        tls_version=None,
+        cipher=None,
+        at=settings.clock.now(),
+        failure_reason=MX_MISMATCH,
+        policy_type=sts.policy_type,
+        policy_strings=sts.policy_strings,
+        mx_patterns=sts.mx_patterns,
+    )
+
+
+async def _attempt_address(
+    job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied
+) -> _Attempt:
     try:
         async with asyncio.timeout(settings.session_timeout):
-            return await _session(job, host, address, settings)
+            return await _session(job, host, address, settings, sts)
     except TimeoutError:
         return _Attempt(error="session deadline passed")
 
@@ -181,14 +292,14 @@ async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpCli
     return client
 
 
-async def _session(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings) -> _Attempt:
+async def _session(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied) -> _Attempt:
     opened = await _open(host, address, settings)
     if isinstance(opened, str):
         return _Attempt(error=opened)
     client = opened
     try:
         try:
-            secured = await _secure(client, job, host, address, settings)
+            secured = await _secure(client, job, host, address, settings, sts)
         except SmtpError as exc:  # timeout or lost connection around STARTTLS
             return _Attempt(error=f"session failed before MAIL: {exc}")
         if isinstance(secured, _Attempt):
@@ -211,6 +322,7 @@ def _record(
     greeting: Reply,
     result: TlsResultType,
     settings: SenderSettings,
+    sts: StsApplied,
     *,
     client: SmtpClient | None = None,
     reason: str | None = None,
@@ -226,25 +338,35 @@ def _record(
         at=settings.clock.now(),
         failure_reason=reason,
         mx_helo=sanitize_field_text(helo_words[0], 255) if helo_words else None,
+        policy_type=sts.policy_type,
+        policy_strings=sts.policy_strings,
+        mx_patterns=sts.mx_patterns,
     )
 
 
 async def _secure(
-    client: SmtpClient, job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings
+    client: SmtpClient, job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """Bring the session to the TLS state the decision function allows; returns the client
     to continue with (maybe a new one) and the session's TLS record, or a finished attempt."""
     requiretls = decide.requires_tls(job.mail_params)
     greeting = client.greeting
+    # RFC 8461 section 5: under enforce the policy decides; otherwise opportunistic TLS.
+    tls_decision = settings.sts_enforcement if sts.mode is Mode.ENFORCE else settings.tls_decision
 
     def situation(stage: TlsStage, result: TlsResultType, detail: str) -> TlsSituation:
-        return TlsSituation(stage, job.domain, host.name, result, detail, requiretls)
+        return TlsSituation(stage, job.domain, host.name, result, detail, requiretls, sts.mode)
+
+    def make_record(
+        result: TlsResultType, *, with_client: SmtpClient | None = None, reason: str | None = None
+    ) -> TlsSessionRecord:
+        return _record(job, host, address, greeting, result, settings, sts, client=with_client, reason=reason)
 
     if not settings.attempt_starttls or "STARTTLS" not in client.extensions:
         detail = "STARTTLS not offered" if settings.attempt_starttls else "STARTTLS not tried"
         result = TlsResultType.STARTTLS_NOT_SUPPORTED
-        record = _record(job, host, address, greeting, result, settings, reason=detail)
-        action = settings.tls_decision(situation(TlsStage.NOT_OFFERED, result, detail))
+        record = make_record(result, reason=detail)
+        action = tls_decision(situation(TlsStage.NOT_OFFERED, result, detail))
         if action is TlsAction.CONTINUE_PLAINTEXT:
             return client, record
         return _Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
@@ -259,23 +381,30 @@ async def _secure(
             )
         else:
             stage, result = TlsStage.HANDSHAKE_FAILED, TlsResultType.VALIDATION_FAILURE
-        action = settings.tls_decision(situation(stage, result, exc.reason))
-        return await _after_failed_handshake(job, host, address, settings, action, result, greeting, exc.reason)
+        action = tls_decision(situation(stage, result, exc.reason))
+        return await _after_failed_handshake(job, host, address, settings, sts, action, result, greeting, exc.reason)
     if reply.code != 220:
         # RFC 3207 section 4: e.g. 454 "TLS not available due to temporary reason".
         detail = "STARTTLS refused: " + decide.reply_text(reply.code, reply.lines)
         result = TlsResultType.STARTTLS_NOT_SUPPORTED
-        record = _record(job, host, address, greeting, result, settings, reason=detail)
-        action = settings.tls_decision(situation(TlsStage.REFUSED, result, detail))
+        record = make_record(result, reason=detail)
+        action = tls_decision(situation(TlsStage.REFUSED, result, detail))
         if action is TlsAction.CONTINUE_PLAINTEXT:
             return client, record
         return _Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
+    if not decide.version_at_least(client.tls_version, settings.tls_floor):
+        # RFC 8461 section 7.2: TLS 1.2 or higher (the contexts refuse less; this is the rule).
+        detail = f"{client.tls_version} is below {settings.tls_floor}"
+        result = TlsResultType.VALIDATION_FAILURE
+        action = tls_decision(situation(TlsStage.PROTOCOL_TOO_OLD, result, detail))
+        if action is not TlsAction.CONTINUE_PLAINTEXT:
+            return _Attempt(record=make_record(result, with_client=client, reason=detail), error=detail)
     # RFC 3207 section 4.2: forget what was learnt before TLS and EHLO again.
     ehlo = await client.ehlo()
-    record = _record(job, host, address, greeting, TlsResultType.SUCCESS, settings, client=client)
+    session = make_record(TlsResultType.SUCCESS, with_client=client)
     if ehlo.code != 250:
-        return _Attempt(record=record, error="EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
-    return client, record
+        return _Attempt(record=session, error="EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
+    return client, session
 
 
 async def _after_failed_handshake(
@@ -283,6 +412,7 @@ async def _after_failed_handshake(
     host: MxHost,
     address: str,
     settings: SenderSettings,
+    sts: StsApplied,
     action: TlsAction,
     result: TlsResultType,
     greeting: Reply,
@@ -290,11 +420,11 @@ async def _after_failed_handshake(
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """The handshake failed (the client is closed). Reconnect if the decision allows."""
     if action is TlsAction.NEXT_HOST:
-        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
         return _Attempt(record=record, error=f"TLS failed ({result.value}: {reason})")
     opened = await _open(host, address, settings)
     if isinstance(opened, str):
-        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
         return _Attempt(record=record, error=f"TLS failed, then reconnect: {opened}")
     client = opened
     try:
@@ -306,14 +436,14 @@ async def _after_failed_handshake(
                     raise _Unusable("EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
         # The session's record keeps the verification failure: it is what TLSRPT reports,
         # even though the message may now travel over unauthenticated TLS.
-        record = _record(job, host, address, greeting, result, settings, client=client, reason=reason)
+        record = _record(job, host, address, greeting, result, settings, sts, client=client, reason=reason)
         return client, record
     except TlsHandshakeFailed as exc:
-        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
         return _Attempt(record=record, error=f"unverified TLS retry failed: {exc.reason}")
     except (_Unusable, SmtpError) as exc:
         await client.close()
-        record = _record(job, host, address, greeting, result, settings, reason=reason)
+        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
         return _Attempt(record=record, error=f"retry after TLS failure: {exc}")
 
 
