@@ -149,6 +149,19 @@ class NotQueried(Check):
     type: str | None = None
 
 
+class Bounced(Check):
+    """A delivery status notification for the message reached the sender (the world's mailbox)."""
+
+    check: Literal["bounced"]
+
+
+class NotBounced(Check):
+    """No bounce reached the sender: before the deadline, or before the SUT reported the message
+    deferred or delivered (e.g. RFC 8461 section 5: enforce failures defer, never bounce at once)."""
+
+    check: Literal["not-bounced"]
+
+
 class Fact(Check):
     """A fact a probe established about the SUT compares as stated."""
 
@@ -179,6 +192,8 @@ Expectation = Annotated[
     | NotFetched
     | Queried
     | NotQueried
+    | Bounced
+    | NotBounced
     | Fact,
     Field(discriminator="check"),
 ]
@@ -194,6 +209,8 @@ SENDING_CHECKS = {
     "not-fetched",
     "queried",
     "not-queried",
+    "bounced",
+    "not-bounced",
 }
 RECEIVING_CHECKS = {"fact"}
 

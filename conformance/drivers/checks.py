@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.catalog.model import (
+    Bounced,
     Contacted,
     Delivered,
     Fact,
     Fetched,
     FirstContact,
+    NotBounced,
     NotDelivered,
     NotFetched,
     NotQueried,
@@ -35,6 +37,7 @@ from conformance.world.observe import (
     SmtpSession,
     TlsHandshake,
 )
+from conformance.world.world import MAILBOX_HOST
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +81,42 @@ def session_lines(session: SmtpSession, limit: int = 40) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _mx_deliveries(log: ObservationLog) -> list[DeliveredMessage]:
+    """Messages that reached one of the scenario's MX hosts (not bounces at the mailbox)."""
+    return [m for m in log.of(DeliveredMessage) if m.host != MAILBOX_HOST]
+
+
+def _bounces(log: ObservationLog) -> list[DeliveredMessage]:
+    """Delivery status notifications the SUT sent back to the scenario's sender."""
+    return [m for m in log.of(DeliveredMessage) if m.host == MAILBOX_HOST]
+
+
+def check_bounced(check: Bounced, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    bounces = _bounces(log)
+    if bounces:
+        first = bounces[0]
+        return Decision(True, f"a bounce from <{first.mail_from}> reached the sender ({len(first.data)} bytes)")
+    if final:
+        return Decision(False, "no bounce reached the sender before the deadline")
+    return None
+
+
+def check_not_bounced(check: NotBounced, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    bounces = _bounces(log)
+    if bounces:
+        return Decision(False, f"the SUT bounced the message ({len(bounces)} notification(s) to the sender)")
+    if final or ctx.settled in ("deferred", "delivered"):
+        how = f"the SUT reports it {ctx.settled}" if ctx.settled else "none before the deadline"
+        return Decision(True, f"no bounce ({how})")
+    return None
+
+
 def check_delivered(check: Delivered, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host) if check.host else None
     wanted = f"delivery to {host or 'any MX'}" + (
         "" if check.tls is None else (" over TLS" if check.tls else " in plaintext")
     )
-    for message in log.of(DeliveredMessage):
+    for message in _mx_deliveries(log):
         if host is not None and message.host != host:
             return Decision(
                 False,
@@ -105,7 +138,7 @@ def check_delivered(check: Delivered, log: ObservationLog, ctx: Context, final: 
 
 def check_not_delivered(check: NotDelivered, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host) if check.host else None
-    for message in log.of(DeliveredMessage):
+    for message in _mx_deliveries(log):
         if host is None or message.host == host:
             return Decision(
                 False,
@@ -124,7 +157,7 @@ def _contacts(log: ObservationLog) -> list[tuple[float, str]]:
     """(time, host) of every connection the world saw, earliest first."""
     seen = [(s.started, s.host) for s in log.of(SmtpSession)]
     seen += [(h.at, h.host) for h in log.of(TlsHandshake)]
-    seen += [(m.at, m.host) for m in log.of(DeliveredMessage)]
+    seen += [(m.at, m.host) for m in _mx_deliveries(log)]
     seen += [(a.at, a.host) for a in log.of(MitmAction)]
     return sorted(seen)
 
@@ -133,7 +166,7 @@ def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, 
     host = ctx.expand(check.host)
     # Sessions are recorded when they end; once a message is delivered (or the SUT has
     # settled it), every earlier session of the MX walk has ended and been recorded.
-    if not (final or ctx.settled is not None or log.of(DeliveredMessage)):
+    if not (final or ctx.settled is not None or _mx_deliveries(log)):
         return None
     contacts = _contacts(log)
     if not contacts:
@@ -177,7 +210,7 @@ def check_tls_sni(check: TlsSni, log: ObservationLog, ctx: Context, final: bool)
     if handshakes:
         sent = handshakes[0].sni
         return Decision(sent == name, f"the SUT sent SNI {sent!r} to {host} (expected {name!r})")
-    if final or ctx.settled is not None or log.of(DeliveredMessage):
+    if final or ctx.settled is not None or _mx_deliveries(log):
         return Decision(False, f"the SUT made no TLS handshake with {host}")
     return None
 
@@ -185,7 +218,7 @@ def check_tls_sni(check: TlsSni, log: ObservationLog, ctx: Context, final: bool)
 def _settled(log: ObservationLog, ctx: Context, final: bool) -> bool:
     """Nothing more will happen for this message: the deadline passed, the SUT said so, or the
     message was delivered (the fetches and lookups that decide delivery come before it)."""
-    return final or ctx.settled is not None or bool(log.of(DeliveredMessage))
+    return final or ctx.settled is not None or bool(_mx_deliveries(log))
 
 
 def _requests(log: ObservationLog, host: str, path: str | None = None) -> list[HttpRequest]:
@@ -287,6 +320,8 @@ SendingCheck = (
     | NotFetched
     | Queried
     | NotQueried
+    | Bounced
+    | NotBounced
 )
 
 
@@ -301,6 +336,8 @@ _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], 
     NotFetched: check_not_fetched,
     Queried: check_queried,
     NotQueried: check_not_queried,
+    Bounced: check_bounced,
+    NotBounced: check_not_bounced,
 }
 
 

@@ -42,6 +42,9 @@ from conformance.world.spec import (
     WorldSpec,
 )
 
+# The shared mailbox that receives bounces (DSNs) and report mail for every stage's sender domain.
+MAILBOX_HOST = "mailbox.world.test"
+
 
 @dataclass(frozen=True, slots=True)
 class Ports:
@@ -165,7 +168,7 @@ class World:
         try:
             self._https = WorldHttps(self._https_context, unrouted_sink=self.unrouted.add)
             await self._https.start(self.plan.services.https, self.ports.https)
-            self._mailbox = Mailbox("mailbox.world.test", self._route_mail, tls_context_factory=self._mailbox_context)
+            self._mailbox = Mailbox(MAILBOX_HOST, self._route_mail, tls_context_factory=self._mailbox_context)
             await self._mailbox.start(self.plan.services.mailbox, self.ports.smtp)
         except OSError as exc:
             await self.stop()
@@ -213,7 +216,7 @@ class World:
         return self.ca.server_context(host, cert)
 
     def _mailbox_context(self) -> ssl.SSLContext:
-        return self.ca.server_context("mailbox.world.test", CertSpec())
+        return self.ca.server_context(MAILBOX_HOST, CertSpec())
 
     def _route_mail(self, message: DeliveredMessage) -> None:
         """The mailbox is shared: each message goes to the stage owning a recipient's domain."""
