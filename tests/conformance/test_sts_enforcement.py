@@ -8,18 +8,16 @@ mutants; these tests check the enforcement and each mutant's visible effect.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from conformance.catalog.loader import CatalogEntry, load_catalog
 from conformance.catalog.requirements import load_inventory
-from conformance.runner import run_all
 from conformance.targets.mutants import MUTANTS
-from conformance.targets.reference import REFERENCE, ReferenceTarget, Variant
-from conformance.verdict import ScenarioResult, Verdict
-from conformance.world.world import World
+from conformance.targets.reference import REFERENCE
+from conformance.verdict import Verdict
+from tests.conformance.helpers import explain, run_against
 
 INVENTORY = load_inventory()
 
@@ -197,27 +195,8 @@ def entries(tmp_path_factory: pytest.TempPathFactory) -> list[CatalogEntry]:
     return list(load_catalog(INVENTORY, folder).entries)
 
 
-def run_against(variant: Variant, entries: list[CatalogEntry]) -> dict[str, ScenarioResult]:
-    async def main() -> list[ScenarioResult]:
-        async with World() as world:
-            target = ReferenceTarget(variant)
-            await target.start(world)
-            try:
-                return await run_all(entries, world, target, INVENTORY, jobs=4)
-            finally:
-                await target.stop()
-
-    return {r.id: r for r in asyncio.run(main())}
-
-
-def explain(result: ScenarioResult) -> str:
-    lines = [f"{result.id}: {result.verdict.value} {result.reason}"]
-    lines += [f"  [{o.verdict.value}] {o.detail}" for o in result.outcomes]
-    return "\n".join(lines + list(result.evidence[:40]))
-
-
 def test_reference_passes_every_sts_scenario(entries: list[CatalogEntry]) -> None:
-    results = run_against(REFERENCE, entries)
+    results = run_against(REFERENCE, entries, INVENTORY)
     bad = [explain(r) for r in results.values() if r.verdict is not Verdict.PASS]
     assert bad == [], "\n\n".join(bad)
     assert len(results) == len(entries)
@@ -246,7 +225,7 @@ MUTANT_NAMES = sorted(
 def test_mutant_fails_its_scenarios(entries: list[CatalogEntry], mutant: str) -> None:
     mine = [e for e in entries if any(m.name == mutant for m in e.scenario.mutants)]
     assert mine, mutant
-    results = run_against(MUTANTS[mutant], mine)
+    results = run_against(MUTANTS[mutant], mine, INVENTORY)
     wrong = []
     for entry in mine:
         expected = next(m.verdict for m in entry.scenario.mutants if m.name == mutant)
