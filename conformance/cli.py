@@ -159,7 +159,7 @@ def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
                 "covered": len(hit),
                 "coverage": round(len(hit) / len(observable), 3) if observable else None,
                 "uncovered": [
-                    {"id": r.id, "level": r.level.value, "summary": r.summary}
+                    {"id": r.id, "level": r.level.value, "summary": r.summary, "gap": r.gap}
                     for r in observable
                     if r.id not in covered
                 ],
@@ -185,6 +185,8 @@ def cmd_requirements(args: argparse.Namespace) -> int:
         if args.uncovered:
             for u in r["uncovered"]:
                 print(f"          uncovered {u['id']} ({u['level']}): {u['summary']}")
+                if u["gap"]:
+                    print(f"            why: {u['gap']}")
     return EXIT_OK
 
 

@@ -69,6 +69,8 @@ class Requirement(BaseModel):
     observable: bool
     how: str | None = None
     reason: str | None = None
+    # For an observable requirement no scenario covers yet: why (shown by `mailtls requirements`).
+    gap: str | None = None
     rfc: int = 0  # filled in from the file
 
     @model_validator(mode="after")
