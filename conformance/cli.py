@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 import sys
 import time
@@ -34,6 +35,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 too; keep one format for usage errors
         raise UsageError(message)
+
+
+def _network(text: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 network in CIDR form: {exc}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("-q", "--quiet", action="store_true", help="no line per scenario")
     p_run.add_argument(
+        "--network",
+        type=_network,
+        metavar="CIDR",
+        help="bind the world to these addresses (configured on this machine) instead of a "
+        "loopback /16, e.g. for a SUT on another host",
+    )
+    p_run.add_argument(
         "--expect",
         type=Path,
         metavar="FILE",
@@ -99,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_world = sub.add_parser("world", help="start the world alone and print how to point a SUT at it")
     p_world.add_argument("--privileged", action="store_true", help="ports 53/443/25 (needs root)")
+    p_world.add_argument(
+        "--network", type=_network, metavar="CIDR", help="bind the world to these addresses instead of a loopback /16"
+    )
     p_world.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
     return parser
 
@@ -218,7 +236,7 @@ async def _run(
             _progress(result)
 
     interrupted = False
-    world = World(ports=ports)
+    world = World(ports=ports, network=args.network)
     try:
         await world.start()
         world_text = f"{world.info.network} dns={world.info.resolver[0]}:{world.info.resolver[1]}"
@@ -284,7 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _world(args: argparse.Namespace) -> None:
     ports = Ports.privileged() if args.privileged else Ports.unprivileged()
-    async with World(ports=ports) as world:
+    async with World(ports=ports, network=args.network) as world:
         info = world.info
         print(f"world network      {info.network} (run tag {info.tag})")
         print(f"resolver (DNS)     {info.resolver[0]} port {info.resolver[1]} (UDP and TCP)")

@@ -38,8 +38,8 @@ class AddressPlan:
     def __init__(self, second_octet: int) -> None:
         if second_octet not in _SECOND_OCTETS:
             raise WorldError(f"127.{second_octet}.0.0/16 is not a usable run range")
-        self.second_octet = second_octet
         self.network = ipaddress.IPv4Network(f"127.{second_octet}.0.0/16")
+        self.tag = f"r{second_octet}"  # a short name for the run, used in the scenario domains
         base = f"127.{second_octet}.0."
         self.services = ServiceAddresses(
             dns=base + "53",
@@ -48,17 +48,26 @@ class AddressPlan:
             sut=base + "2",
             submission=base + "3",
         )
-        self._pool: Iterator[str] = self._host_addresses()
+        self._pool: Iterator[str] = (
+            f"127.{second_octet}.{third}.{fourth}" for third in range(1, 256) for fourth in range(1, 255)
+        )
 
-    @property
-    def tag(self) -> str:
-        """A short name for the run, used in the scenario domains (``r42``)."""
-        return f"r{self.second_octet}"
-
-    def _host_addresses(self) -> Iterator[str]:
-        for third in range(1, 256):
-            for fourth in range(1, 255):
-                yield f"127.{self.second_octet}.{third}.{fourth}"
+    @classmethod
+    def custom(cls, network: ipaddress.IPv4Network) -> AddressPlan:
+        """A plan over addresses the user configured (``--network``), e.g. for a SUT on another
+        host: the first five addresses hold the world's services, the rest are for staged
+        hosts. Each staged host needs its own address, so the network needs room for them."""
+        hosts = [str(h) for h in network.hosts()]
+        if len(hosts) < 8:
+            raise WorldError(f"--network {network}: at least 8 usable addresses are needed")
+        plan = cls.__new__(cls)
+        plan.network = network
+        plan.tag = f"n{int(network.network_address) % 100000}"
+        plan.services = ServiceAddresses(
+            dns=hosts[0], https=hosts[1], mailbox=hosts[2], sut=hosts[3], submission=hosts[4]
+        )
+        plan._pool = iter(hosts[5:])
+        return plan
 
     def allocate(self) -> str:
         """A fresh address for a staged host; never handed out twice in a run."""

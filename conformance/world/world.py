@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import re
 import shutil
 import ssl
@@ -129,11 +130,13 @@ class World:
         *,
         ports: Ports | None = None,
         second_octet: int | None = None,
+        network: ipaddress.IPv4Network | None = None,
         workdir: Path | None = None,
         peer_timeout_s: float = 30.0,
     ) -> None:
         self.ports = ports or Ports.unprivileged()
         self._requested_octet = second_octet
+        self._network = network
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mailtls-world-"))
         self.peer_timeout_s = peer_timeout_s
@@ -150,9 +153,11 @@ class World:
 
     async def start(self) -> None:
         octets = [self._requested_octet] if self._requested_octet else AddressPlan.candidates()
+        if self._network is not None:
+            octets = [0]  # one plan, the user's
         last_error: OSError | None = None
         for octet in octets[:20]:
-            plan = AddressPlan(octet)
+            plan = AddressPlan.custom(self._network) if self._network is not None else AddressPlan(octet)
             dns = WorldDns(plan.services.dns, self.ports.dns, unrouted_sink=self.unrouted.add)
             try:
                 await dns.start()
@@ -164,7 +169,8 @@ class World:
             self.plan, self._dns = plan, dns
             break
         else:
-            raise WorldError(f"no free run range on 127.0.0.0/8: {last_error}")
+            where = str(self._network) if self._network is not None else "127.0.0.0/8"
+            raise WorldError(f"no free run range on {where}: {last_error}")
         try:
             self._https = WorldHttps(self._https_context, unrouted_sink=self.unrouted.add)
             await self._https.start(self.plan.services.https, self.ports.https)

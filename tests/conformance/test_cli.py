@@ -94,3 +94,17 @@ def test_a_malformed_target_file_names_its_line(tmp_path: Path, capsys: pytest.C
     assert main(["run", "--target", str(path), "--report", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert f"{path}:4: sending.submission:" in err
+
+
+def test_run_on_a_given_network(tmp_path: Path) -> None:
+    """--network binds the world to the user's addresses (a loopback /24 here)."""
+    status = main(["run", "-q", "--network", "127.77.6.0/24", "--select", "smtp/send/prefers-lowest-mx",
+                   "--report", str(tmp_path)])
+    assert status == 0
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["run"]["world"].startswith("127.77.6.0/24 dns=127.77.6.1:")
+
+
+def test_a_network_too_small_is_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--network", "127.77.7.0/30", "--report", str(tmp_path / "r")]) == 2
+    assert "at least 8 usable addresses" in capsys.readouterr().err
