@@ -119,7 +119,8 @@ class ReferenceTarget(Target):
     async def settled(self, domain: str, deadline: float) -> str | None:
         """Poll the queue until every recipient at ``domain`` left the queued/in-flight states."""
         while time.monotonic() < deadline:
-            states = [s for s in self.mta.message_states() if s.domain == domain]
+            # The scenario's recipients are at its domain or below it (e.g. user@sub.<domain>).
+            states = [s for s in self.mta.message_states() if s.domain == domain or s.domain.endswith("." + domain)]
             if states and all(s.state not in (RecipientState.QUEUED, RecipientState.INFLIGHT) for s in states):
                 kinds = {s.state for s in states}
                 if kinds == {RecipientState.DELIVERED}:
