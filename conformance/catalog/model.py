@@ -97,6 +97,22 @@ class Contacted(Check):
     host: str
 
 
+class NotContacted(Check):
+    """The SUT never opened an SMTP connection to ``host`` (e.g. a backup MX while the primary
+    qualifies, or an MX an MTA-STS policy rules out)."""
+
+    check: Literal["not-contacted"]
+    host: str
+
+
+class NoTlsRecord(Check):
+    """The SUT recorded no TLS result for ``host`` (of type ``result``, if given) in this phase."""
+
+    check: Literal["no-tls-record"]
+    host: str
+    result: str | None = None
+
+
 class TlsRecord(Check):
     """The SUT recorded this TLS session result for ``host`` (RFC 8460 section 4.3 result
     types, or ``success``); needs a target that exposes its records (claim ``tls-records``)."""
@@ -194,6 +210,8 @@ Expectation = Annotated[
     | NotQueried
     | Bounced
     | NotBounced
+    | NotContacted
+    | NoTlsRecord
     | Fact,
     Field(discriminator="check"),
 ]
@@ -211,6 +229,8 @@ SENDING_CHECKS = {
     "not-queried",
     "bounced",
     "not-bounced",
+    "not-contacted",
+    "no-tls-record",
 }
 RECEIVING_CHECKS = {"fact"}
 

@@ -21,8 +21,10 @@ from conformance.catalog.model import (
     Fetched,
     FirstContact,
     NotBounced,
+    NotContacted,
     NotDelivered,
     NotFetched,
+    NoTlsRecord,
     NotQueried,
     Queried,
     TlsRecord,
@@ -53,6 +55,7 @@ class SutRecord:
 
     mx_host: str
     result: str
+    at: float = 0.0  # wall-clock time the SUT recorded it (time.time())
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +63,9 @@ class Context:
     """What a check may look at besides the log."""
 
     expand: Callable[[str], str]
-    sut_records: Sequence[SutRecord] | None  # None: the target cannot tell
+    sut_records: Sequence[SutRecord] | None  # None: the target cannot tell; else this phase's only
     settled: str | None  # the SUT's own word on the message: "delivered", "deferred", "bounced"
+    smtp_hosts: frozenset[str] = frozenset()  # the stage's MX host names (connections to others are not contacts)
 
 
 def _describe(message: DeliveredMessage) -> str:
@@ -153,13 +157,14 @@ def check_not_delivered(check: NotDelivered, log: ObservationLog, ctx: Context, 
     return None
 
 
-def _contacts(log: ObservationLog) -> list[tuple[float, str]]:
-    """(time, host) of every connection the world saw, earliest first."""
+def _contacts(log: ObservationLog, smtp_hosts: frozenset[str]) -> list[tuple[float, str]]:
+    """(time, host) of every SMTP connection the world saw at the stage's MX hosts, earliest first
+    (policy fetches and the bounce mailbox are not contacts)."""
     seen = [(s.started, s.host) for s in log.of(SmtpSession)]
     seen += [(h.at, h.host) for h in log.of(TlsHandshake)]
     seen += [(m.at, m.host) for m in _mx_deliveries(log)]
     seen += [(a.at, a.host) for a in log.of(MitmAction)]
-    return sorted(seen)
+    return sorted((at, host) for at, host in seen if host in smtp_hosts)
 
 
 def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
@@ -168,7 +173,7 @@ def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, 
     # settled it), every earlier session of the MX walk has ended and been recorded.
     if not (final or ctx.settled is not None or _mx_deliveries(log)):
         return None
-    contacts = _contacts(log)
+    contacts = _contacts(log, ctx.smtp_hosts)
     if not contacts:
         return Decision(False, f"expected the first connection to go to {host}; the SUT connected to no MX")
     first = contacts[0][1]
@@ -178,7 +183,7 @@ def check_first_contact(check: FirstContact, log: ObservationLog, ctx: Context, 
 
 def check_contacted(check: Contacted, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     host = ctx.expand(check.host)
-    if any(h == host for _, h in _contacts(log)):
+    if any(h == host for _, h in _contacts(log, ctx.smtp_hosts)):
         return Decision(True, f"the SUT connected to {host}")
     if final or ctx.settled is not None:
         return Decision(False, f"the SUT never connected to {host}")
@@ -201,6 +206,28 @@ def check_tls_record(check: TlsRecord, log: ObservationLog, ctx: Context, final:
         )
     if final or ctx.settled is not None:
         return Decision(False, f"expected {check.result!r} for {host}; the SUT recorded nothing for it")
+    return None
+
+
+def check_not_contacted(check: NotContacted, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    host = ctx.expand(check.host)
+    if any(h == host for _, h in _contacts(log, ctx.smtp_hosts)):
+        return Decision(False, f"the SUT connected to {host}")
+    if _settled(log, ctx, final):
+        return Decision(True, f"the SUT never connected to {host}")
+    return None
+
+
+def check_no_tls_record(check: NoTlsRecord, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    host = ctx.expand(check.host)
+    if ctx.sut_records is None:
+        return Decision(False, "the target does not expose its TLS session records") if final else None
+    found = [r for r in ctx.sut_records if r.mx_host == host and (check.result is None or r.result == check.result)]
+    what = f"{check.result!r} " if check.result else ""
+    if found:
+        return Decision(False, f"the SUT recorded {what}for {host}: " + ", ".join(r.result for r in found))
+    if final or ctx.settled is not None:
+        return Decision(True, f"no {what}record for {host}")
     return None
 
 
@@ -322,6 +349,8 @@ SendingCheck = (
     | NotQueried
     | Bounced
     | NotBounced
+    | NotContacted
+    | NoTlsRecord
 )
 
 
@@ -338,6 +367,8 @@ _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], 
     NotQueried: check_not_queried,
     Bounced: check_bounced,
     NotBounced: check_not_bounced,
+    NotContacted: check_not_contacted,
+    NoTlsRecord: check_no_tls_record,
 }
 
 

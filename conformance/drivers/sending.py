@@ -40,9 +40,7 @@ class SendingOutcome:
     evidence: list[str]
 
 
-def build_message(
-    stimulus: SendMessage, stage: Stage, scenario_id: str
-) -> tuple[str, list[str], bytes, str]:
+def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tuple[str, list[str], bytes, str]:
     sender = stage.expand(stimulus.sender)
     recipients = [stage.expand(r) for r in stimulus.recipients]
     message_id = f"<{secrets.token_hex(8)}.{stage.domain}@mailtls.test>"
@@ -83,9 +81,7 @@ async def inject(
                 raise InjectionError(f"RCPT refused: {reply.code} {reply.text}")
         if (reply := await client.command("DATA")).code != 354:
             raise InjectionError(f"DATA refused: {reply.code} {reply.text}")
-        body = b"\r\n".join(
-            b"." + line if line.startswith(b".") else line for line in data.split(b"\r\n")
-        )
+        body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in data.split(b"\r\n"))
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         await client.send_raw(body + b".\r\n")
@@ -105,13 +101,9 @@ def story(log: ObservationLog) -> list[str]:
     lines: list[str] = []
     for event in log.events:
         if isinstance(event, DnsQuery):
-            lines.append(
-                f"dns {event.transport} {event.qtype} {event.qname} -> {event.rcode} ({event.answers})"
-            )
+            lines.append(f"dns {event.transport} {event.qtype} {event.qname} -> {event.rcode} ({event.answers})")
         elif isinstance(event, HttpRequest):
-            lines.append(
-                f"https {event.method} https://{event.host}{event.target} sni={event.sni} -> {event.status}"
-            )
+            lines.append(f"https {event.method} https://{event.host}{event.target} sni={event.sni} -> {event.status}")
         elif isinstance(event, MitmAction):
             lines.append(f"attacker at {event.host}: {event.action} {event.detail}".rstrip())
         elif isinstance(event, SmtpSession):
@@ -130,6 +122,7 @@ async def run_sending(
     endpoint = target.submission_endpoint()
     if endpoint is None:
         raise InjectionError("the target has no submission endpoint")
+    phase_started = time.time()
     sender, recipients, data, _message_id = build_message(stimulus, stage, scenario_id)
     evidence = await inject(
         endpoint,
@@ -143,7 +136,9 @@ async def run_sending(
 
     def context(final: bool) -> Context:
         records = target.tls_records(stage.domain)
-        return Context(expand=stage.expand, sut_records=records, settled=settled)
+        if records is not None:
+            records = [r for r in records if r.at >= phase_started]  # this phase's sessions only
+        return Context(expand=stage.expand, sut_records=records, settled=settled, smtp_hosts=stage.smtp_hosts)
 
     def decide(log: ObservationLog, final: bool = False) -> list[Decision] | None:
         ctx = context(final)
@@ -153,9 +148,7 @@ async def run_sending(
         return None
 
     waiter = asyncio.ensure_future(stage.phase_log.wait_for(decide, deadline))
-    settle = (
-        asyncio.ensure_future(target.settled(stage.domain, deadline)) if target.can_settle else None
-    )
+    settle = asyncio.ensure_future(target.settled(stage.domain, deadline)) if target.can_settle else None
     try:
         pending = {waiter} | ({settle} if settle else set())
         done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)

@@ -134,7 +134,7 @@ class ReferenceTarget(Target):
 
     def tls_records(self, policy_domain: str) -> list[SutRecord] | None:
         return [
-            SutRecord(mx_host=r.mx_host, result=r.result_type.value)
+            SutRecord(mx_host=r.mx_host, result=r.result_type.value, at=r.at)
             for r in self.mta.tls_records()
             if r.policy_domain == policy_domain
         ]

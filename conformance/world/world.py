@@ -104,6 +104,7 @@ class Stage:
     hosts: dict[str, str] = field(default_factory=dict)  # host name -> published address
     zone: DnsSpec = field(default_factory=DnsSpec)  # what the world's DNS serves for the stage now
     policy_hosts: dict[str, PolicyHost] = field(default_factory=dict)  # concrete, by name
+    smtp_hosts: frozenset[str] = frozenset()  # the names of the stage's MX hosts
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
     def observe(self, event: Observation) -> None:
@@ -296,6 +297,7 @@ class World:
         name = stage.expand(mx.name)
         published = self.allocate()
         stage.hosts[name] = published
+        stage.smtp_hosts = stage.smtp_hosts | {name}
         records = [DnsRecord(name=name, type="A", value=published)]
         if mx.publish_mx:
             records.append(DnsRecord(name=stage.domain, type="MX", value=f"{mx.preference} {name}"))
