@@ -147,7 +147,7 @@ def decide(target: Route, head: RequestHead) -> Reply:
         # RFC 8461 section 3.3: "HTTP 3xx redirects MUST NOT be followed"; the test checks
         # that ``redirect_to`` is never requested.
         headers = (("location", policy.redirect_to), *policy.extra_headers)
-        return Reply(status=301, headers=headers, fault=HttpFault.REDIRECT)
+        return Reply(status=policy.redirect_status, headers=headers, fault=HttpFault.REDIRECT)
     if policy.fault is HttpFault.RESET:
         return Reply(status=None, fault=HttpFault.RESET)
     headers = policy.extra_headers

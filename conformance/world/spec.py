@@ -157,6 +157,7 @@ class PolicyHost(Spec):
     pad_to_bytes: int = Field(default=0, ge=0)  # pad the body with trailing comment lines to this size
     fault: HttpFault = HttpFault.NONE
     redirect_to: str = ""
+    redirect_status: int = Field(default=301, ge=300, le=399)
     slow_interval_s: float = Field(default=0.0, ge=0)
     cert: CertSpec = CertSpec()
     extra_headers: tuple[tuple[str, str], ...] = ()
@@ -192,6 +193,7 @@ class DnsPatch(Spec):
 
     set: tuple[DnsRecord, ...] = ()
     remove: tuple[RecordKey, ...] = ()
+    faults: tuple[DnsRule, ...] | None = None  # replaces the zone's faults; None keeps them
 
 
 class WorldPatch(Spec):

@@ -376,7 +376,10 @@ class World:
             extra.extend(self._stage_policy_host(stage, host))
         extra_keys = {(r.name.lower(), r.type) for r in extra}
         records = [r for r in records if (r.name.lower(), r.type) not in extra_keys] + extra
-        zone = stage.zone.model_copy(update={"records": tuple(records)})
+        update: dict[str, object] = {"records": tuple(records)}
+        if patch.dns.faults is not None:
+            update["faults"] = tuple(f.model_copy(update={"name": stage.expand(f.name)}) for f in patch.dns.faults)
+        zone = stage.zone.model_copy(update=update)
         self._dns.remove_zone(stage.domain)
         self._dns.add_zone(stage.domain, zone, stage.observe)
         stage.zone = zone

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import dns.exception
 import h11
 
 from reference_impl.mta.stsdiscover import FetchSettings
@@ -43,8 +44,10 @@ class BrokenFetch:
                     return await self._fetch(policy_host(domain), WELL_KNOWN_PATH, settings, MAX_REDIRECTS)
             except TimeoutError:
                 return FetchResult.failure(FetchErrorKind.TIMEOUT, "no complete response in time")
-            except ValueError as exc:
-                return FetchResult.failure(FetchErrorKind.DNS, str(exc))
+            except (ValueError, dns.exception.DNSException) as exc:
+                # As the reference fetcher: a failed resolution is a fetch failure, not a crash,
+                # so these mutants differ from the reference only in the rule they break.
+                return FetchResult.failure(FetchErrorKind.DNS, str(exc) or type(exc).__name__)
 
         return fetch
 

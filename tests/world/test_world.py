@@ -6,6 +6,7 @@ import ssl
 
 import dns.asyncquery
 import dns.message
+import dns.rcode
 import h11
 
 from conformance.world.observe import DnsQuery, ReportPost
@@ -79,3 +80,17 @@ async def test_restage_replaces_records_and_each_stage_sees_its_own_queries() ->
         stage.next_phase()
         assert await txt() == ["v=STSv1; id=2"]
         assert len(stage.log.of(DnsQuery)) == 2 and len(stage.phase_log.of(DnsQuery)) == 1
+
+
+async def test_restage_can_add_dns_faults() -> None:
+    from conformance.world.spec import DnsFault, DnsRule
+
+    async with World() as world:
+        spec = WorldSpec(dns=DnsSpec(records=(DnsRecord(name="_mta-sts.{domain}", type="TXT", value="v=STSv1; id=1"),)))
+        stage = await world.stage("world/faults", spec)
+        world.restage(
+            stage, WorldPatch(dns=DnsPatch(faults=(DnsRule(name="_mta-sts.{domain}", fault=DnsFault.SERVFAIL),)))
+        )
+        query = dns.message.make_query(f"_mta-sts.{stage.domain}", "TXT")
+        answer = await dns.asyncquery.udp(query, world.info.resolver[0], port=world.info.resolver[1], timeout=3)
+        assert answer.rcode() == dns.rcode.SERVFAIL
