@@ -160,7 +160,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
     covered: dict[str, list[str]] = {}
     for entry in catalog.entries:
-        cited = set(entry.scenario.requirements) | {c.requirement for c in entry.scenario.expect if c.requirement}
+        checks = [*entry.scenario.expect, *(c for phase in entry.scenario.then for c in phase.expect)]
+        cited = set(entry.scenario.requirements) | {c.requirement for c in checks if c.requirement}
         for req in cited:
             covered.setdefault(req, []).append(entry.id)
     rows = []
