@@ -8,7 +8,7 @@ observations, and the mutants (broken variants of the reference) it must catch.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -197,12 +197,16 @@ class Fact(Check):
         return self
 
 
-Expectation = Annotated[
+# The checks a sending scenario (or phase) may use; the one list both the schema and the
+# drivers read.
+SendingCheck = (
     Delivered
     | NotDelivered
     | FirstContact
     | Contacted
+    | NotContacted
     | TlsRecord
+    | NoTlsRecord
     | TlsSni
     | Fetched
     | NotFetched
@@ -210,28 +214,10 @@ Expectation = Annotated[
     | NotQueried
     | Bounced
     | NotBounced
-    | NotContacted
-    | NoTlsRecord
-    | Fact,
-    Field(discriminator="check"),
-]
+)
+Expectation = Annotated[SendingCheck | Fact, Field(discriminator="check")]
 
-SENDING_CHECKS = {
-    "delivered",
-    "not-delivered",
-    "first-contact",
-    "contacted",
-    "tls-record",
-    "tls-sni",
-    "fetched",
-    "not-fetched",
-    "queried",
-    "not-queried",
-    "bounced",
-    "not-bounced",
-    "not-contacted",
-    "no-tls-record",
-}
+SENDING_CHECKS = {get_args(kind.model_fields["check"].annotation)[0] for kind in get_args(SendingCheck)}
 RECEIVING_CHECKS = {"fact"}
 
 

@@ -27,6 +27,7 @@ from conformance.catalog.model import (
     NoTlsRecord,
     NotQueried,
     Queried,
+    SendingCheck,
     TlsRecord,
     TlsSni,
 )
@@ -336,22 +337,6 @@ def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
     )
 
 
-SendingCheck = (
-    Delivered
-    | NotDelivered
-    | FirstContact
-    | Contacted
-    | TlsRecord
-    | TlsSni
-    | Fetched
-    | NotFetched
-    | Queried
-    | NotQueried
-    | Bounced
-    | NotBounced
-    | NotContacted
-    | NoTlsRecord
-)
 
 
 _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], Decision | None]] = {

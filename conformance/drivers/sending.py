@@ -16,14 +16,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from conformance.catalog.model import SendMessage
-from conformance.drivers.checks import (
-    Context,
-    Decision,
-    SendingCheck,
-    evaluate_sending,
-    session_lines,
-)
+from conformance.catalog.model import SendingCheck, SendMessage
+from conformance.drivers.checks import Context, Decision, evaluate_sending, session_lines
 from conformance.drivers.smtpwire import WireClient, WireError
 from conformance.targets.base import Target
 from conformance.world.observe import DnsQuery, HttpRequest, MitmAction, ObservationLog, SmtpSession
