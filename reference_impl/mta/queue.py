@@ -35,6 +35,7 @@ from pathlib import Path
 from reference_impl.mta import dsn
 from reference_impl.mta.clock import Clock
 from reference_impl.mta.errors import QueueError
+from reference_impl.sqlite_store import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -160,42 +161,25 @@ def recipient_domain(address: str) -> str:
     return domain.rstrip(".").lower()
 
 
-class MessageQueue:
+class MessageQueue(SqliteStore):
     """The durable queue. One instance per state file; use from one thread (the event loop)."""
+
+    closed_error = QueueError
+    what = "queue"
 
     def __init__(self, path: Path | str, *, clock: Clock, retry: RetryPolicy, reporting_mta: str) -> None:
         self._clock = clock
         self._retry = retry
         self._reporting_mta = reporting_mta
-        self._db: sqlite3.Connection | None = sqlite3.connect(str(path), isolation_level=None)
+        # Durability before the 250: every commit is fsynced (RFC 5321 section 6.1).
+        super().__init__(path, _SCHEMA, synchronous="FULL")
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # Durability before the 250: every commit is fsynced (RFC 5321 section 6.1).
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
             self._recover()
         except Exception:
             self.close()
             raise
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> MessageQueue:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise QueueError("the queue is closed")
-        return self._db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

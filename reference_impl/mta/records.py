@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 
 from reference_impl.mta.errors import MtaError
+from reference_impl.sqlite_store import SqliteStore
 
 
 class TlsResultType(Enum):
@@ -95,40 +96,25 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(text.split("\n")) if text else ()
 
 
-class TlsRecordStore:
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Files written before the MTA-STS columns existed gain them on open."""
+    present = {str(row[1]) for row in db.execute("PRAGMA table_info(tls_sessions)")}
+    for column, declaration in _ADDED_COLUMNS:
+        if column not in present:
+            db.execute(f"ALTER TABLE tls_sessions ADD COLUMN {column} {declaration}")
+
+
+class TlsRecordStore(SqliteStore):
     """Append-only store of :class:`TlsSessionRecord` in one SQLite file."""
 
+    closed_error = MtaError
+    what = "TLS record store"
+
     def __init__(self, path: Path | str) -> None:
-        self._db: sqlite3.Connection | None = sqlite3.connect(str(path), isolation_level=None)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(tls_sessions)")}
-            for column, declaration in _ADDED_COLUMNS:
-                if column not in present:
-                    self._db.execute(f"ALTER TABLE tls_sessions ADD COLUMN {column} {declaration}")
-        except Exception:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> TlsRecordStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise MtaError("the TLS record store is closed")
-        return self._db
+        super().__init__(path, _SCHEMA, migrate=_add_missing_columns)
 
     def add(self, record: TlsSessionRecord) -> None:
-        self._conn().execute(
+        self._conn.execute(
             "INSERT INTO tls_sessions (policy_domain, mx_host, ip, result_type, tls_version,"
             " cipher, at, failure_reason, mx_helo, policy_type, policy_strings, mx_patterns)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -149,14 +135,10 @@ class TlsRecordStore:
         )
 
     def all(self) -> list[TlsSessionRecord]:
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT policy_domain, mx_host, ip, result_type, tls_version, cipher, at,"
-                " failure_reason, mx_helo, policy_type, policy_strings, mx_patterns FROM tls_sessions ORDER BY id"
-            )
-            .fetchall()
-        )
+        rows = self._conn.execute(
+            "SELECT policy_domain, mx_host, ip, result_type, tls_version, cipher, at,"
+            " failure_reason, mx_helo, policy_type, policy_strings, mx_patterns FROM tls_sessions ORDER BY id"
+        ).fetchall()
         return [
             TlsSessionRecord(d, h, ip, TlsResultType(r), v, c, at, f, helo, ptype, _split(lines), _split(mx))
             for d, h, ip, r, v, c, at, f, helo, ptype, lines, mx in rows

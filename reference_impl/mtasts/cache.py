@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from reference_impl.mtasts.errors import PolicyError
 from reference_impl.mtasts.policy import Policy, PolicyReadings, parse_policy
+from reference_impl.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
     from reference_impl.mtasts.discovery import PolicyOutcome
@@ -86,37 +87,19 @@ def cache_key(domain: str) -> str:
     return domain.strip().rstrip(".").lower()
 
 
-class PolicyCache:
+class PolicyCache(SqliteStore):
     """One cache file; use from one thread (the event loop)."""
+
+    closed_error = CacheError
+    what = "policy cache"
 
     def __init__(self, path: Path | str, *, clock: Clock, policy_readings: PolicyReadings | None = None) -> None:
         self._clock = clock
         self._readings = policy_readings or PolicyReadings()
-        self._db: sqlite3.Connection | None = sqlite3.connect(str(path), isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # a lost cache write costs a refetch
-            self._db.executescript(_SCHEMA)
+            super().__init__(path, _SCHEMA, synchronous="NORMAL")  # a lost cache write costs a refetch
         except sqlite3.DatabaseError as exc:
-            self.close()
             raise CacheError(f"cannot open the policy cache {path}: {exc}") from exc
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> PolicyCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise CacheError("the policy cache is closed")
-        return self._db
 
     # -- reads -----------------------------------------------------------------------------
 
