@@ -215,9 +215,28 @@ SendingCheck = (
     | Bounced
     | NotBounced
 )
-Expectation = Annotated[SendingCheck | Fact, Field(discriminator="check")]
+SendingCheckField = Annotated[SendingCheck, Field(discriminator="check")]
 
-SENDING_CHECKS = {get_args(kind.model_fields["check"].annotation)[0] for kind in get_args(SendingCheck)}
+
+class Reading(Spec):
+    """One reading of an ambiguous text (e.g. a reported erratum) and what it leads to."""
+
+    name: str = Field(min_length=1)
+    expect: tuple[SendingCheckField, ...] = Field(min_length=1)
+
+
+class AnyOf(Check):
+    """Where the RFC can be read in more than one way, the SUT passes by following any one
+    reading completely; the evidence says which. A SUT that follows none (e.g. loses or bounces
+    the message) fails."""
+
+    check: Literal["any-of"]
+    readings: tuple[Reading, ...] = Field(min_length=2)
+
+
+Expectation = Annotated[SendingCheck | AnyOf | Fact, Field(discriminator="check")]
+
+SENDING_CHECKS = {get_args(kind.model_fields["check"].annotation)[0] for kind in get_args(SendingCheck)} | {"any-of"}
 RECEIVING_CHECKS = {"fact"}
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.catalog.model import (
+    AnyOf,
     Bounced,
     Contacted,
     Delivered,
@@ -337,8 +338,6 @@ def check_fact(check: Fact, facts: dict[str, Any]) -> Decision:
     )
 
 
-
-
 _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], Decision | None]] = {
     Delivered: check_delivered,
     NotDelivered: check_not_delivered,
@@ -357,5 +356,27 @@ _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], 
 }
 
 
-def evaluate_sending(check: SendingCheck, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+def check_any_of(check: AnyOf, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    """Decided PASS as soon as one reading's checks all pass, FAIL once every reading has a
+    failing check; the detail names the reading the SUT follows."""
+    undecided = False
+    failures = []
+    for reading in check.readings:
+        decisions = [_SENDING_JUDGES[type(c)](c, log, ctx, final) for c in reading.expect]
+        failed = [d for d in decisions if d is not None and not d.ok]
+        if failed:
+            failures.append(f"{reading.name}: {failed[0].detail}")
+        elif all(d is not None for d in decisions):
+            shown = tuple(e for d in decisions if d is not None for e in d.evidence)
+            return Decision(True, f"the SUT follows the reading {reading.name!r}", shown)
+        else:
+            undecided = True
+    if undecided:
+        return None
+    return Decision(False, "the SUT follows none of the readings: " + "; ".join(failures))
+
+
+def evaluate_sending(check: SendingCheck | AnyOf, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
+    if isinstance(check, AnyOf):
+        return check_any_of(check, log, ctx, final)
     return _SENDING_JUDGES[type(check)](check, log, ctx, final)

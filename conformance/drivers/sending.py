@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from conformance.catalog.model import SendingCheck, SendMessage
+from conformance.catalog.model import AnyOf, SendingCheck, SendMessage
 from conformance.drivers.checks import Context, Decision, evaluate_sending, session_lines
 from conformance.drivers.smtpwire import WireClient, WireError
 from conformance.targets.base import Target
@@ -30,7 +30,7 @@ class InjectionError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SendingOutcome:
-    decisions: list[tuple[SendingCheck, Decision]]
+    decisions: list[tuple[SendingCheck | AnyOf, Decision]]
     evidence: list[str]
 
 
@@ -107,7 +107,7 @@ def story(log: ObservationLog) -> list[str]:
 
 async def run_sending(
     stimulus: SendMessage,
-    checks: list[SendingCheck],
+    checks: list[SendingCheck | AnyOf],
     stage: Stage,
     target: Target,
     scenario_id: str,
