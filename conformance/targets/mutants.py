@@ -51,7 +51,6 @@ _DESCRIPTIONS: dict[str, str] = {
     "sts-wildcard-matches-apex": "mx '*.d' matches d itself (RFC 8461 4.1)",
     "sts-mx-case-sensitive": "mx patterns are matched case-sensitively (RFC 8461 4.1)",
     "sts-no-cache": "fetches the policy for every message (RFC 8461 3.3, 5.1)",
-    "sts-refetch-ignored-id": "keeps a fresh cached policy when the TXT id changes (RFC 8461 3.1, 3.3)",
     "sts-drops-cache-without-txt": "drops the cached policy when the TXT record disappears (RFC 8461 3.1, 5.1)",
     "sts-conditional-get": "policy fetches send If-None-Match / If-Modified-Since (RFC 8461 3.3)",
     "sts-fetch-without-sni": "the policy fetch sends no SNI (RFC 8461 7.1)",

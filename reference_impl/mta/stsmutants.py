@@ -23,7 +23,7 @@ from reference_impl.mta.sender import verified_mx_context
 from reference_impl.mta.stsfetch_mutants import BrokenFetch
 from reference_impl.mta.stspolicy import NoDelivery, enforce_tls, mode_in_force, no_delivery_outcome
 from reference_impl.mtasts.cache import PolicyCache
-from reference_impl.mtasts.discovery import DiscoveryConfig, PolicyOutcome, TxtAnswer, is_usable
+from reference_impl.mtasts.discovery import DiscoveryConfig, PolicyOutcome, TxtAnswer
 from reference_impl.mtasts.errors import PolicyError, RecordError
 from reference_impl.mtasts.fetch import Fetcher, TxtLookup, discover_policy
 from reference_impl.mtasts.matching import mx_pattern_matches, policy_allows_mx
@@ -58,28 +58,6 @@ async def discover_without_cache(
     """Sections 3.3, 5.1: forgets the cached policy before each message, so it fetches every time."""
     cache.remove(domain)
     return await discover_policy(domain, cache=cache, lookup=lookup, fetch=fetch, clock=clock, config=config)
-
-
-async def discover_ignoring_new_id(
-    domain: str,
-    *,
-    cache: PolicyCache,
-    lookup: TxtLookup,
-    fetch: Fetcher,
-    clock: Clock,
-    config: DiscoveryConfig | None = None,
-) -> PolicyOutcome:
-    """Sections 3.1, 3.3: while a cached policy is fresh, a TXT record with a new id is read
-    as if it still had the cached id, so the new policy is never fetched."""
-    entry = cache.get(domain)
-
-    async def stale_lookup(name: str) -> TxtAnswer:
-        answer = await lookup(name)
-        if entry is not None and is_usable(entry, clock.now()) and answer.status == "ok" and answer.rrs:
-            return TxtAnswer("ok", ((f"v=STSv1; id={entry.record_id};".encode("ascii"),),))
-        return answer
-
-    return await discover_policy(domain, cache=cache, lookup=stale_lookup, fetch=fetch, clock=clock, config=config)
 
 
 async def discover_dropping_cache_without_txt(
@@ -308,7 +286,6 @@ STS_MUTANTS = (
     _m("sts-wildcard-matches-apex", sts_mx_matcher=wildcard_matches_apex),
     _m("sts-mx-case-sensitive", sts_mx_matcher=mx_case_sensitive),
     _m("sts-no-cache", sts_discover=discover_without_cache),
-    _m("sts-refetch-ignored-id", sts_discover=discover_ignoring_new_id),
     _m("sts-drops-cache-without-txt", sts_discover=discover_dropping_cache_without_txt),
     _m("sts-conditional-get", sts_fetcher=BrokenFetch(extra_headers=_CONDITIONAL)),
     _m("sts-fetch-without-sni", sts_fetcher=BrokenFetch(send_sni=False)),
