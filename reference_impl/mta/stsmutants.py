@@ -15,7 +15,6 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reference_impl.mta.clock import Clock
 from reference_impl.mta.delivery import TlsAction, TlsSituation, TlsStage
 from reference_impl.mta.mta import MtaVariant
 from reference_impl.mta.queue import OutcomeKind
@@ -25,7 +24,7 @@ from reference_impl.mta.stspolicy import NoDelivery, enforce_tls, mode_in_force,
 from reference_impl.mtasts.cache import PolicyCache
 from reference_impl.mtasts.discovery import DiscoveryConfig, PolicyOutcome, TxtAnswer
 from reference_impl.mtasts.errors import PolicyError, RecordError
-from reference_impl.mtasts.fetch import Fetcher, TxtLookup, discover_policy
+from reference_impl.mtasts.fetch import TxtLookup, discover_policy
 from reference_impl.mtasts.matching import mx_pattern_matches, policy_allows_mx
 from reference_impl.mtasts.policy import Mode, Policy, PolicyReadings, parse_policy
 from reference_impl.mtasts.record import RecordReadings, StsRecord, select_record
@@ -33,41 +32,19 @@ from reference_impl.mtasts.record import RecordReadings, StsRecord, select_recor
 # -- discovery (RFC 8461 sections 3, 3.4, 5.1) ---------------------------------------------
 
 
-async def never_discover(
-    domain: str,
-    *,
-    cache: PolicyCache,
-    lookup: TxtLookup,
-    fetch: Fetcher,
-    clock: Clock,
-    config: DiscoveryConfig | None = None,
-) -> PolicyOutcome:
+async def never_discover(domain: str, **_parts: Any) -> PolicyOutcome:
     """Section 3: never looks for a policy at all."""
     return PolicyOutcome(None, "none", None, False, None, "MTA-STS not implemented")
 
 
-async def discover_without_cache(
-    domain: str,
-    *,
-    cache: PolicyCache,
-    lookup: TxtLookup,
-    fetch: Fetcher,
-    clock: Clock,
-    config: DiscoveryConfig | None = None,
-) -> PolicyOutcome:
+async def discover_without_cache(domain: str, *, cache: PolicyCache, **parts: Any) -> PolicyOutcome:
     """Sections 3.3, 5.1: forgets the cached policy before each message, so it fetches every time."""
     cache.remove(domain)
-    return await discover_policy(domain, cache=cache, lookup=lookup, fetch=fetch, clock=clock, config=config)
+    return await discover_policy(domain, cache=cache, **parts)
 
 
 async def discover_dropping_cache_without_txt(
-    domain: str,
-    *,
-    cache: PolicyCache,
-    lookup: TxtLookup,
-    fetch: Fetcher,
-    clock: Clock,
-    config: DiscoveryConfig | None = None,
+    domain: str, *, cache: PolicyCache, lookup: TxtLookup, **parts: Any
 ) -> PolicyOutcome:
     """Section 3.1 note, 5.1: drops the cached policy when the TXT record is gone."""
     name = f"_mta-sts.{domain}"
@@ -84,24 +61,16 @@ async def discover_dropping_cache_without_txt(
     async def same_answer(asked: str) -> TxtAnswer:
         return answer if asked == name else await lookup(asked)
 
-    return await discover_policy(domain, cache=cache, lookup=same_answer, fetch=fetch, clock=clock, config=config)
+    return await discover_policy(domain, cache=cache, lookup=same_answer, **parts)
 
 
-async def discover_with_parent(
-    domain: str,
-    *,
-    cache: PolicyCache,
-    lookup: TxtLookup,
-    fetch: Fetcher,
-    clock: Clock,
-    config: DiscoveryConfig | None = None,
-) -> PolicyOutcome:
+async def discover_with_parent(domain: str, **parts: Any) -> PolicyOutcome:
     """Section 3.4: for a domain without a policy, applies its parent domain's policy."""
-    outcome = await discover_policy(domain, cache=cache, lookup=lookup, fetch=fetch, clock=clock, config=config)
+    outcome = await discover_policy(domain, **parts)
     if outcome.policy is not None or domain.count(".") < 2:
         return outcome
     parent = domain.split(".", 1)[1]
-    inherited = await discover_policy(parent, cache=cache, lookup=lookup, fetch=fetch, clock=clock, config=config)
+    inherited = await discover_policy(parent, **parts)
     return inherited if inherited.policy is not None else outcome
 
 
