@@ -50,6 +50,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "sts-multi-label-wildcard": "mx '*.d' matches names at any depth below d (RFC 8461 4.1)",
     "sts-wildcard-matches-apex": "mx '*.d' matches d itself (RFC 8461 4.1)",
     "sts-mx-case-sensitive": "mx patterns are matched case-sensitively (RFC 8461 4.1)",
+    "sts-renews-expired-policy": "renews an expired cached policy when the TXT id is unchanged, without fetching "
+    "(RFC 8461 3.2, 5.1)",
     "sts-no-cache": "fetches the policy for every message (RFC 8461 3.3, 5.1)",
     "sts-drops-cache-without-txt": "drops the cached policy when the TXT record disappears (RFC 8461 3.1, 5.1)",
     "sts-conditional-get": "policy fetches send If-None-Match / If-Modified-Since (RFC 8461 3.3)",

@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from reference_impl.mta.clock import Clock
 from reference_impl.mta.delivery import TlsAction, TlsSituation, TlsStage
 from reference_impl.mta.mta import MtaVariant
 from reference_impl.mta.queue import OutcomeKind
@@ -62,6 +63,28 @@ async def discover_dropping_cache_without_txt(
         return answer if asked == name else await lookup(asked)
 
     return await discover_policy(domain, cache=cache, lookup=same_answer, **parts)
+
+
+async def discover_renewing_expired_policy(
+    domain: str, *, cache: PolicyCache, lookup: TxtLookup, clock: Clock, **parts: Any
+) -> PolicyOutcome:
+    """Sections 3.2, 5.1: when the cached policy has expired but the TXT id is unchanged, renews
+    the old policy as if it had just been fetched, instead of fetching it again."""
+    name = f"_mta-sts.{domain}"
+    answer = await lookup(name)
+    entry = cache.get(domain)
+    if entry is not None and entry.is_expired(clock.now()) and answer.status == "ok":
+        try:
+            record = select_record(answer.rrs)
+        except RecordError:
+            record = None
+        if record is not None and record.id == entry.record_id:
+            cache.store(domain, entry.record_id, entry.policy_text, entry.policy)
+
+    async def same_answer(asked: str) -> TxtAnswer:
+        return answer if asked == name else await lookup(asked)
+
+    return await discover_policy(domain, cache=cache, lookup=same_answer, clock=clock, **parts)
 
 
 async def discover_with_parent(domain: str, **parts: Any) -> PolicyOutcome:
@@ -232,6 +255,7 @@ def _m(name: str, **parts: Any) -> MtaVariant:
 
 STS_MUTANTS = (
     _m("sts-ignored", sts_discover=never_discover),
+    _m("sts-renews-expired-policy", sts_discover=discover_renewing_expired_policy),
     _m("sts-mx-match-ignored", sts_mx_matcher=any_mx),
     _m("sts-cert-not-verified", sts_enforcement=enforce_unverified),
     _m("sts-cn-accepted", mx_tls_context=cn_fallback_context),
