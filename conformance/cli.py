@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance import __version__, mtasts_cli
+from conformance import __version__, mtasts_cli, tlsrpt_cli
 from conformance.catalog.loader import Catalog, CatalogEntry, load_catalog
 from conformance.catalog.requirements import Inventory, load_inventory
 from conformance.errors import ConformanceError, DataFileError, UsageError
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("targets", help="list the built-in targets and mutants")
 
     mtasts_cli.add_parser(sub, _Parser)
+    tlsrpt_cli.add_parser(sub, _Parser)
 
     p_world = sub.add_parser("world", help="start the world alone and print how to point a SUT at it")
     p_world.add_argument("--privileged", action="store_true", help="ports 53/443/25 (needs root)")
@@ -326,6 +327,7 @@ def cmd_world(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "mta-sts": mtasts_cli.run,
+    "tlsrpt": tlsrpt_cli.run,
     "list": cmd_list,
     "run": cmd_run,
     "requirements": cmd_requirements,

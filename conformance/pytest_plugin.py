@@ -46,9 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="only scenario ids matching GLOB (repeatable)",
     )
-    group.addoption(
-        "--mailtls-catalog", dest="mailtls_catalog", default=None, help="scenario folder"
-    )
+    group.addoption("--mailtls-catalog", dest="mailtls_catalog", default=None, help="scenario folder")
     parser.addini("mailtls_target", "default for --mailtls-target", default="")
 
 
@@ -74,9 +72,7 @@ class _LoopThread:
 
     def __init__(self, target: Target) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="mailtls-world", daemon=True
-        )
+        self.thread = threading.Thread(target=self.loop.run_forever, name="mailtls-world", daemon=True)
         self.thread.start()
         self.target = target
         self.world = World(ports=Ports.unprivileged())
@@ -115,9 +111,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         runtime: _LoopThread = self.config.stash[_RUNTIME]
-        self.result = runtime.call(
-            run_scenario(self.entry, runtime.world, runtime.target, self.inventory)
-        )
+        self.result = runtime.call(run_scenario(self.entry, runtime.world, runtime.target, self.inventory))
         result = self.result
         if result.verdict is Verdict.NA:
             pytest.skip(f"N/A: {result.reason}")
@@ -153,9 +147,7 @@ class ScenarioFailed(Exception):
 _RUNTIME = pytest.StashKey[_LoopThread]()
 
 
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     target_name = _target_name(config)
     if target_name is None:
         return
@@ -163,9 +155,7 @@ def pytest_collection_modifyitems(
     catalog_dir = config.getoption("mailtls_catalog")
     catalog = load_catalog(inventory, Path(catalog_dir) if catalog_dir else None)
     for entry in catalog.select(config.getoption("mailtls_select")):
-        items.append(
-            ScenarioItem.from_parent(session, name=entry.id, entry=entry, inventory=inventory)
-        )
+        items.append(ScenarioItem.from_parent(session, name=entry.id, entry=entry, inventory=inventory))
 
 
 @pytest.hookimpl(wrapper=True)

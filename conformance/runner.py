@@ -15,14 +15,26 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from conformance.catalog.loader import CatalogEntry
-from conformance.catalog.model import CheckDomain, Fact, Probe, Role, SendMessage
+from conformance.catalog.model import (
+    REPORT_CHECK_TYPES,
+    CheckDomain,
+    Fact,
+    MailReport,
+    PostReport,
+    Probe,
+    Role,
+    SendMessage,
+)
 from conformance.catalog.requirements import Inventory, Level
 from conformance.drivers.checks import Decision, check_fact
 from conformance.drivers.domain_check import DomainCheckConfig, check_domain
 from conformance.drivers.probes import PROBES, ProbeContext, ProbeError, ProbePrecondition
+from conformance.drivers.report_receiver import ReceiverDriverError, mail_report, post_report
+from conformance.drivers.report_run import run_report_phase
 from conformance.drivers.sending import InjectionError, run_sending
+from conformance.drivers.tlsrpt_domain_check import TlsRptCheckConfig, check_tlsrpt_domain
 from conformance.errors import WorldError
-from conformance.targets.base import Target
+from conformance.targets.base import ReportRequestError, Target
 from conformance.verdict import CheckOutcome, ScenarioResult, Verdict, worst
 from conformance.world.world import Stage, World
 
@@ -34,7 +46,7 @@ _GRACE_S = 5.0
 def _verdict_for(decision: Decision, level: Level) -> Verdict:
     if decision.ok:
         return Verdict.PASS
-    return Verdict.FAIL if level.mandatory else Verdict.WARN
+    return Verdict.FAIL if level.mandatory and not decision.warn_only else Verdict.WARN
 
 
 def _result(
@@ -100,8 +112,12 @@ async def run_scenario(
                 evidence: list[str]
                 if isinstance(scenario.stimulus, SendMessage):
                     pairs, evidence = await _run_phases(entry, world, stage, target, deadline, timeout_s)
+                elif isinstance(scenario.stimulus, CheckDomain) and scenario.stimulus.what == "tlsrpt":
+                    pairs, evidence = await _run_tlsrpt_domain_check(entry, world, stage, target, deadline)
                 elif isinstance(scenario.stimulus, CheckDomain):
                     pairs, evidence = await _run_domain_check(scenario.stimulus, entry, world, stage, target, deadline)
+                elif isinstance(scenario.stimulus, PostReport | MailReport):
+                    pairs, evidence = await _run_receiver(scenario.stimulus, entry, world, stage, target, deadline)
                 else:
                     assert isinstance(scenario.stimulus, Probe)
                     pairs, evidence = await _run_probe(scenario.stimulus, entry, world, target, deadline)
@@ -116,7 +132,7 @@ async def run_scenario(
         )
     except ProbePrecondition as exc:
         return _result(entry, Verdict.NA, started, reason=f"precondition not met: {exc}")
-    except (InjectionError, ProbeError, WorldError) as exc:
+    except (InjectionError, ProbeError, WorldError, ReceiverDriverError, ReportRequestError) as exc:
         return _result(entry, Verdict.ERROR, started, reason=str(exc))
     except Exception as exc:  # a bug or a peer crash must cost one scenario, not the run
         return _result(
@@ -160,11 +176,22 @@ async def _run_phases(
             stage.next_phase()
             deadline = time.monotonic() + timeout_s
             evidence.append(f"--- phase {number}: {phase.title or 'next message'}")
-        checks = [c for c in expect if not isinstance(c, Fact)]
+        report_checks = [c for c in expect if isinstance(c, REPORT_CHECK_TYPES)]
+        checks = [c for c in expect if not isinstance(c, (Fact, *REPORT_CHECK_TYPES))]
         outcome = await run_sending(stimulus, checks, stage, target, scenario.id, deadline)
         label = "" if len(phases) == 1 else f"phase {number}: "
         pairs += [(label + c.check, c.requirement, d) for c, d in outcome.decisions]
         evidence += outcome.evidence
+        if report_checks:
+            reported = await run_report_phase(
+                report_checks,
+                stage,
+                target,
+                world.txt_lookup,
+                timeout_s,
+            )
+            pairs += [(label + c.check, c.requirement, d) for c, d in reported.decisions]
+            evidence += ["--- reports", *reported.evidence]
     return pairs, evidence
 
 
@@ -209,6 +236,32 @@ async def _run_domain_check(
     evidence = [f"fact {k} = {v!r}" for k, v in sorted(facts.items())]
     evidence += [str(f) for f in report.findings] + report.evidence
     return _judge_facts(entry, facts), evidence
+
+
+async def _run_tlsrpt_domain_check(
+    entry: CatalogEntry, world: World, stage: Stage, target: Target, deadline: float
+) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
+    """The policy-domain role for RFC 8460 section 3: lint the ``_smtp._tls`` TXT record."""
+    real = target.policy_domain()
+    domain, resolver = (stage.domain, world.info.resolver) if real is None else (real.domain, real.resolver)
+    config = TlsRptCheckConfig(resolver=resolver, timeout_s=max(0.5, deadline - time.monotonic()))
+    report = await check_tlsrpt_domain(domain, config)
+    facts: dict[str, Any] = {"ok": report.ok, "errors": report.errors, "warnings": report.warnings}
+    evidence = [f"fact {k} = {v!r}" for k, v in sorted(facts.items())]
+    evidence += [str(f) for f in report.findings] + list(report.evidence)
+    return _judge_facts(entry, facts), evidence
+
+
+async def _run_receiver(
+    stimulus: PostReport | MailReport, entry: CatalogEntry, world: World, stage: Stage, target: Target, deadline: float
+) -> tuple[list[tuple[str, str | None, Decision]], list[str]]:
+    """The report-receiver role: the suite sends the SUT a report and reads its answer."""
+    if isinstance(stimulus, PostReport):
+        outcome = await post_report(stimulus, stage, target, deadline)
+    else:
+        outcome = await mail_report(stimulus, stage, target, world.dkim, deadline)
+    evidence = [f"fact {k} = {v!r}" for k, v in sorted(outcome.facts.items())] + outcome.evidence
+    return _judge_facts(entry, outcome.facts), evidence
 
 
 async def _run_probe(

@@ -21,6 +21,7 @@ class Role(StrEnum):
     SENDING_MTA = "sending-mta"  # the SUT delivers a message into the world
     RECEIVING_MTA = "receiving-mta"  # the world's probe connects to the SUT as an SMTP client
     POLICY_DOMAIN = "policy-domain"  # the SUT is a domain's MTA-STS deployment (DNS, policy host, MX hosts)
+    REPORT_RECEIVER = "report-receiver"  # the SUT receives TLSRPT reports (HTTPS endpoint or mail intake)
 
 
 # ---------------------------------------------------------------- stimuli
@@ -51,9 +52,37 @@ class CheckDomain(Spec):
 
     kind: Literal["check-domain"]
     check_mx: bool = True
+    # Which deployment: MTA-STS (RFC 8461) or the TLSRPT record (RFC 8460 section 3).
+    what: Literal["mta-sts", "tlsrpt"] = "mta-sts"
 
 
-Stimulus = Annotated[SendMessage | Probe | CheckDomain, Field(discriminator="kind")]
+ReportPayload = Literal["valid", "bad-json", "schema-invalid", "gzip-corrupt", "oversized", "empty", "unknown-keys"]
+
+
+class PostReport(Spec):
+    """POST a TLSRPT report to the SUT's report endpoint (RFC 8460 section 5.4): a valid report
+    for the scenario's domain, or one broken as ``payload`` says. ``content_type`` None means
+    the right media type for the body (``application/tlsrpt+gzip`` or ``+json``)."""
+
+    kind: Literal["post-report"]
+    payload: ReportPayload = "valid"
+    gzip: bool = True
+    content_type: str | None = None
+    method: str = "POST"
+    oversize_bytes: int = Field(default=128 * 2**20, ge=0)  # for payload "oversized"
+
+
+class MailReport(Spec):
+    """Deliver a TLSRPT report by mail to the SUT's report intake (RFC 8460 section 5.3),
+    DKIM-signed by the world's reporting domain as ``dkim`` says."""
+
+    kind: Literal["mail-report"]
+    dkim: Literal["valid", "none", "l-tag", "tampered"] = "valid"
+    # A Subject naming another domain than the report body (section 5.6: the body wins).
+    subject_domain: str | None = None
+
+
+Stimulus = Annotated[SendMessage | Probe | CheckDomain | PostReport | MailReport, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- expectations
@@ -218,6 +247,68 @@ SendingCheck = (
 SendingCheckField = Annotated[SendingCheck, Field(discriminator="check")]
 
 
+# ---------------------------------------------------------------- TLSRPT reports (RFC 8460)
+# Judged on the reports the world received in the phase (HTTPS POSTs to a report endpoint and
+# mail with a tlsrpt report part), after the suite asked the target for its reports.
+
+ReportVia = Literal["https", "mail", "any"]
+
+
+class ReportReceived(Check):
+    """A report about the scenario's domain arrived (``via`` a transport, ``to`` a report
+    endpoint host or mail address); ``accepted``: the endpoint answered it 2xx."""
+
+    check: Literal["report-received"]
+    via: ReportVia = "any"
+    to: str | None = None
+    accepted: bool = False
+    compressed: bool | None = None  # gzip (section 5.2) or plain JSON; None: either
+
+
+class NoReport(Check):
+    """No report about the scenario's domain arrived (e.g. the domain publishes no usable record)."""
+
+    check: Literal["no-report"]
+
+
+class ReportValid(Check):
+    """The reports received follow RFC 8460 (the suite's validator): an error finding fails,
+    a warning finding (a SHOULD, or a form the RFC contradicts itself about) warns. ``rules``
+    limits the judgement to those validator rules."""
+
+    check: Literal["report-valid"]
+    via: ReportVia = "any"
+    rules: tuple[str, ...] = ()
+
+
+class ReportPolicy(Check):
+    """A report has a "policies" entry for the scenario's domain as stated (section 4.4)."""
+
+    check: Literal["report-policy"]
+    policy_type: Literal["sts", "tlsa", "no-policy-found"] | None = None
+    successful: int | None = Field(default=None, ge=0)
+    failed: int | None = Field(default=None, ge=0)
+    policy_strings_include: tuple[str, ...] = ()
+    mx_hosts: tuple[str, ...] | None = None
+
+
+class ReportFailure(Check):
+    """A "failure-details" entry for the scenario's domain with this result type (section 4.3),
+    at ``mx_host`` and with ``count`` failed sessions if given; ``absent``: there is none."""
+
+    check: Literal["report-failure"]
+    result_type: str
+    mx_host: str | None = None
+    count: int | None = Field(default=None, ge=1)
+    absent: bool = False
+    with_reason: bool = False  # the entry carries a failure-reason-code (4.3.1, 4.3.3)
+
+
+ReportCheck = ReportReceived | NoReport | ReportValid | ReportPolicy | ReportFailure
+REPORT_CHECK_TYPES = (ReportReceived, NoReport, ReportValid, ReportPolicy, ReportFailure)
+REPORT_CHECKS = {get_args(kind.model_fields["check"].annotation)[0] for kind in get_args(ReportCheck)}
+
+
 class Reading(Spec):
     """One reading of an ambiguous text (e.g. a reported erratum) and what it leads to."""
 
@@ -234,9 +325,11 @@ class AnyOf(Check):
     readings: tuple[Reading, ...] = Field(min_length=2)
 
 
-Expectation = Annotated[SendingCheck | AnyOf | Fact, Field(discriminator="check")]
+Expectation = Annotated[SendingCheck | AnyOf | Fact | ReportCheck, Field(discriminator="check")]
 
-SENDING_CHECKS = {get_args(kind.model_fields["check"].annotation)[0] for kind in get_args(SendingCheck)} | {"any-of"}
+SENDING_CHECKS = (
+    {get_args(kind.model_fields["check"].annotation)[0] for kind in get_args(SendingCheck)} | {"any-of"} | REPORT_CHECKS
+)
 RECEIVING_CHECKS = {"fact"}
 
 
@@ -296,13 +389,14 @@ class Scenario(Spec):
         for check in self.expect:
             if check.check not in allowed:
                 raise ValueError(f"check {check.check!r} does not apply to role {self.role.value}")
-        stimulus_kind = {
-            Role.SENDING_MTA: "send-message",
-            Role.RECEIVING_MTA: "probe",
-            Role.POLICY_DOMAIN: "check-domain",
+        stimulus_kinds = {
+            Role.SENDING_MTA: ("send-message",),
+            Role.RECEIVING_MTA: ("probe",),
+            Role.POLICY_DOMAIN: ("check-domain",),
+            Role.REPORT_RECEIVER: ("post-report", "mail-report"),
         }[self.role]
-        if self.stimulus.kind != stimulus_kind:
-            raise ValueError(f"role {self.role.value} takes a {stimulus_kind!r} stimulus")
+        if self.stimulus.kind not in stimulus_kinds:
+            raise ValueError(f"role {self.role.value} takes a {' or '.join(map(repr, stimulus_kinds))} stimulus")
         if self.then and self.role is not Role.SENDING_MTA:
             raise ValueError("phases (`then`) are for sending-mta scenarios")
         for phase in self.then:

@@ -71,6 +71,9 @@ class Requirement(BaseModel):
     reason: str | None = None
     # For an observable requirement no scenario covers yet: why (shown by `mailtls requirements`).
     gap: str | None = None
+    # A definition without a BCP 14 keyword whose level follows from it (e.g. what a report
+    # field contains, RFC 8460 section 4.4): why the level holds. The quote then has no keyword.
+    implied: str | None = None
     rfc: int = 0  # filled in from the file
 
     @model_validator(mode="after")
@@ -112,9 +115,7 @@ def default_inventory_dir() -> Path:
     return Path(str(resources.files("conformance") / "inventory"))
 
 
-def validation_error(
-    doc: SourceDocument, exc: ValidationError, prefix: tuple[str | int, ...] = ()
-) -> DataFileError:
+def validation_error(doc: SourceDocument, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> DataFileError:
     """The first schema error of ``exc`` as a DataFileError naming file, line and field."""
     err = exc.errors()[0]
     loc = (*prefix, *(p for p in err["loc"] if isinstance(p, (str, int))))
@@ -134,9 +135,7 @@ def load_inventory_file(path: Path) -> InventoryFile:
     for index, req in enumerate(parsed.requirements):
         line = doc.line_of(("requirements", index, "id"))
         if not req.id.startswith(expected):
-            raise DataFileError(
-                path, line, f"requirements[{index}].id", f"must start with {expected!r}"
-            )
+            raise DataFileError(path, line, f"requirements[{index}].id", f"must start with {expected!r}")
         if req.id in seen:
             raise DataFileError(path, line, f"requirements[{index}].id", f"duplicate id {req.id!r}")
         seen.add(req.id)

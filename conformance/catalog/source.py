@@ -54,9 +54,7 @@ def load_yaml(path: Path, *, max_bytes: int = 4 * 2**20) -> SourceDocument:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataFileError(
-            path, None, "file", f"not UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from exc
+        raise DataFileError(path, None, "file", f"not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -49,6 +49,9 @@ class Decision:
     ok: bool
     detail: str
     evidence: tuple[str, ...] = ()
+    # A failed check that only shows a deviation the RFC tolerates (a SHOULD, or a form the RFC
+    # contradicts itself about): WARN whatever the requirement's level.
+    warn_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,9 +183,7 @@ async def probe_starttls_injection(ctx: ProbeContext) -> ProbeResult:
     client, keywords = await _open(ctx, result)
     try:
         if "STARTTLS" not in keywords:
-            raise ProbePrecondition(
-                "the SUT does not offer STARTTLS, so nothing can be injected around it"
-            )
+            raise ProbePrecondition("the SUT does not offer STARTTLS, so nothing can be injected around it")
         await client.send_raw(b"STARTTLS\r\nNOOP injected-before-tls\r\n")
         reply = await client.reply()
         if reply.code != 220:
@@ -204,9 +202,7 @@ async def probe_starttls_injection(ctx: ProbeContext) -> ProbeResult:
         result.facts["replies_after_tls"] = codes
         # Replies arrive in order: a first reply that is not the multi-purpose EHLO reply
         # sequence of [EHLO, QUIT] means the injected command was executed under TLS.
-        result.facts["injected_command_executed"] = len(replies) > 2 or (
-            len(replies) == 2 and codes[-1] != 221
-        )
+        result.facts["injected_command_executed"] = len(replies) > 2 or (len(replies) == 2 and codes[-1] != 221)
         return result
     except WireError as exc:
         raise ProbeError(f"injection probe could not finish: {exc}") from exc

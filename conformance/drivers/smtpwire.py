@@ -47,9 +47,7 @@ class WireClient:
     @classmethod
     async def connect(cls, host: str, port: int, *, timeout: float) -> WireClient:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=MAX_LINE * 2), timeout
-            )
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=MAX_LINE * 2), timeout)
         except (OSError, TimeoutError) as exc:
             raise WireError(f"cannot connect to {host}:{port}: {exc or 'timeout'}") from exc
         return cls(reader, writer, timeout)
@@ -99,9 +97,7 @@ class WireClient:
 
     async def starttls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
         try:
-            await asyncio.wait_for(
-                self.writer.start_tls(context, server_hostname=server_hostname), self.timeout
-            )
+            await asyncio.wait_for(self.writer.start_tls(context, server_hostname=server_hostname), self.timeout)
         except TimeoutError as exc:
             raise WireError("TLS handshake timed out") from exc
         except (ssl.SSLError, OSError) as exc:

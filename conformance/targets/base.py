@@ -13,7 +13,7 @@ import ssl
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conformance.catalog.model import Role
 from conformance.drivers.checks import SutRecord
@@ -43,6 +43,23 @@ class PolicyDomainEndpoint:
     https_port: int = 443
     smtp_port: int = 25
     ca_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportReceiverEndpoint:
+    """Where the SUT receives TLSRPT reports (RFC 8460 sections 5.3, 5.4): an HTTPS URL and/or a
+    mail intake (an SMTP server taking mail for ``mail_address``)."""
+
+    https_url: str | None = None  # e.g. "https://127.0.0.1:8443/tlsrpt"
+    https_host: str | None = None  # SNI and Host header; None: the URL's host
+    mail_host: str | None = None
+    mail_port: int = 25
+    mail_address: str | None = None  # e.g. "tlsrpt@receiver.example"
+    trust_file: Path | None = None  # CA bundle for the SUT's certificate; None: do not verify
+
+
+class ReportRequestError(Exception):
+    """The target could not be asked for its reports (e.g. its report command failed)."""
 
 
 class Target(ABC):
@@ -87,6 +104,32 @@ class Target(ABC):
 
     def tls_records(self, policy_domain: str) -> list[SutRecord] | None:
         """The TLS session results the SUT recorded for a domain; None when it cannot tell."""
+        return None
+
+    # ------------------------------------------------------------ TLSRPT (RFC 8460)
+
+    async def request_reports(self, domain: str) -> str:
+        """Ask the SUT to send its TLSRPT reports for ``domain`` now (RFC 8460 reports are daily;
+        a suite cannot wait a day). Returns a line of evidence; raises ReportRequestError.
+        Targets without a trigger just let the suite wait for reports sent on their own."""
+        return "the target has no report trigger: waiting for reports it sends by itself"
+
+    @property
+    def report_wait_s(self) -> float | None:
+        """The longest the suite waits for reports after asking (None: the scenario's timeout)."""
+        return None
+
+    async def reports_done(self, domain: str, deadline: float) -> bool:
+        """Wait until the SUT has finished delivering its reports for ``domain`` (every endpoint
+        accepted, or given up until a later retry) or the deadline; False when it cannot tell."""
+        return False
+
+    def report_receiver(self) -> ReportReceiverEndpoint | None:
+        """For the report-receiver role: where the SUT takes reports."""
+        return None
+
+    def stored_reports(self) -> list[dict[str, Any]] | None:
+        """For the report-receiver role: the reports the SUT kept (their JSON); None: cannot tell."""
         return None
 
 

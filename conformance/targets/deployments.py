@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from conformance.targets.tlsrpt_deployments import TLSRPT_DEPLOYMENTS
 from conformance.world.spec import CertProfile, CertSpec, DnsRecord, HttpFault, MxHost, PolicyHost, WorldSpec
 
 Deployment = Callable[[WorldSpec], WorldSpec]
@@ -153,4 +154,5 @@ DEPLOYMENTS: dict[str, tuple[str, Deployment]] = {
     "deploy-mx-cert-cn-only": ("MX name only in the certificate CN (RFC 8461 4.2)", _mx_cert(CertProfile.CN_ONLY)),
     "deploy-mx-cert-wrong-name": ("MX certificates for another name (RFC 8461 4.2)", _mx_cert(CertProfile.WRONG_NAME)),
     "deploy-mx-tls11": ("MX hosts stop at TLS 1.1 (RFC 8461 7.2)", mx_tls11),
+    **TLSRPT_DEPLOYMENTS,
 }

@@ -11,6 +11,11 @@ Example::
     [sending]
     submission = "127.0.0.1:10587"     # the suite injects messages here (SMTP, no auth)
 
+    # TLSRPT (RFC 8460): how to make the SUT send its reports now (argv; MAILTLS_DOMAIN names
+    # the policy domain), and how long to wait for them. Without a command the suite just waits.
+    report_command = ["./send-reports"]
+    report_wait_s = 30
+
     [receiving]
     address = "127.0.0.1:25"           # the SUT's inbound SMTP server
     mx_name = "mx.sut.test"            # the name its certificate must carry
@@ -35,7 +40,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from conformance.catalog.model import Role
 from conformance.catalog.source import dotted
 from conformance.errors import DataFileError, TargetError
-from conformance.targets.base import PolicyDomainEndpoint, SmtpEndpoint, Target
+from conformance.targets.base import (
+    PolicyDomainEndpoint,
+    ReportReceiverEndpoint,
+    ReportRequestError,
+    SmtpEndpoint,
+    Target,
+)
 from conformance.world.world import World
 
 _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>[0-9]{1,5})$")
@@ -54,6 +65,8 @@ class _Strict(BaseModel):
 
 class SendingSection(_Strict):
     submission: str
+    report_command: tuple[str, ...] = ()
+    report_wait_s: float = Field(default=30.0, gt=0, le=600)
 
     @field_validator("submission")
     @classmethod
@@ -91,6 +104,23 @@ class PolicyDomainSection(_Strict):
         return value
 
 
+class ReportReceiverSection(_Strict):
+    """Where the SUT takes TLSRPT reports (RFC 8460 sections 5.3 and 5.4)."""
+
+    https_url: str | None = Field(default=None, pattern=r"^https://")
+    https_host: str | None = None  # SNI and Host header when the URL names an address
+    mail: str | None = None  # HOST:PORT of the SMTP intake
+    mail_address: str | None = None
+    ca_file: str | None = None  # verifies the SUT's certificate; None: not verified
+
+    @field_validator("mail")
+    @classmethod
+    def _hostport(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_hostport(value)
+        return value
+
+
 class LifecycleSection(_Strict):
     """Commands that start and stop the SUT around a run, for SUTs that must be configured
     with the world's addresses (which are only known once the world is up). Each command is
@@ -114,6 +144,7 @@ class TargetFile(_Strict):
     receiving: ReceivingSection | None = None
     lifecycle: LifecycleSection | None = None
     policy_domain: PolicyDomainSection | None = None
+    report_receiver: ReportReceiverSection | None = None
 
 
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
@@ -158,6 +189,13 @@ def load_target_file(path: Path) -> TargetFile:
         raise DataFileError(
             path, _line_of(text, ("roles",)), "policy_domain", "role policy-domain needs a [policy_domain] table"
         )
+    if Role.REPORT_RECEIVER in parsed.roles and parsed.report_receiver is None:
+        raise DataFileError(
+            path,
+            _line_of(text, ("roles",)),
+            "report_receiver",
+            "role report-receiver needs a [report_receiver] table",
+        )
     if Role.RECEIVING_MTA in parsed.roles and parsed.receiving is None:
         raise DataFileError(
             path,
@@ -201,24 +239,25 @@ class ExternalTarget(Target):
         """Run the lifecycle start command, if any; otherwise the SUT is already running and
         the user configured it with what ``mailtls world`` printed."""
         lifecycle = self.spec.lifecycle
-        if lifecycle is None:
-            return
         self._state_dir = Path(tempfile.mkdtemp(prefix=f"mailtls-{self.name}-"))
         self._env = {**os.environ, **world_environment(world, self._state_dir)}
-        await self._run_command(lifecycle.start, lifecycle.start_timeout_s, "start")
+        if lifecycle is not None:
+            await self._run_command(lifecycle.start, lifecycle.start_timeout_s, "lifecycle start")
 
     async def stop(self) -> None:
         lifecycle = self.spec.lifecycle
-        if lifecycle is None or self._state_dir is None:
+        if self._state_dir is None:
             return
         try:
-            if lifecycle.stop:
-                await self._run_command(lifecycle.stop, lifecycle.stop_timeout_s, "stop")
+            if lifecycle is not None and lifecycle.stop:
+                await self._run_command(lifecycle.stop, lifecycle.stop_timeout_s, "lifecycle stop")
         finally:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir = None
 
-    async def _run_command(self, argv: tuple[str, ...], timeout_s: float, what: str) -> None:
+    async def _run_command(
+        self, argv: tuple[str, ...], timeout_s: float, what: str, env: dict[str, str] | None = None
+    ) -> str:
         program = argv[0]
         if program == "{python}":
             program = sys.executable  # the interpreter the suite runs on, with its packages
@@ -227,7 +266,7 @@ class ExternalTarget(Target):
         proc = await asyncio.create_subprocess_exec(
             program,
             *argv[1:],
-            env=self._env,
+            env={**self._env, **(env or {})},
             cwd=str(self.path.parent),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -237,12 +276,42 @@ class ExternalTarget(Target):
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise TargetError(
-                f"{self.path}: lifecycle {what} command did not finish within {timeout_s:.0f} s"
-            ) from None
+            raise TargetError(f"{self.path}: {what} command did not finish within {timeout_s:.0f} s") from None
+        text = output.decode("utf-8", "replace").strip()
         if proc.returncode != 0:
-            tail = output.decode("utf-8", "replace").strip().splitlines()[-15:]
-            raise TargetError(f"{self.path}: lifecycle {what} command exited {proc.returncode}:\n" + "\n".join(tail))
+            tail = text.splitlines()[-15:]
+            raise TargetError(f"{self.path}: {what} command exited {proc.returncode}:\n" + "\n".join(tail))
+        return text
+
+    async def request_reports(self, domain: str) -> str:
+        sending = self.spec.sending
+        if sending is None or not sending.report_command:
+            return await super().request_reports(domain)
+        try:
+            output = await self._run_command(
+                sending.report_command, sending.report_wait_s, "report", {"MAILTLS_DOMAIN": domain}
+            )
+        except TargetError as exc:
+            raise ReportRequestError(str(exc)) from exc
+        return f"report command {' '.join(sending.report_command)} ran" + (f": {output[-300:]}" if output else "")
+
+    @property
+    def report_wait_s(self) -> float | None:
+        return self.spec.sending.report_wait_s if self.spec.sending else None
+
+    def report_receiver(self) -> ReportReceiverEndpoint | None:
+        section = self.spec.report_receiver
+        if section is None:
+            return None
+        host, port = split_hostport(section.mail) if section.mail else (None, 25)
+        return ReportReceiverEndpoint(
+            https_url=section.https_url,
+            https_host=section.https_host,
+            mail_host=host,
+            mail_port=port,
+            mail_address=section.mail_address,
+            trust_file=(self.path.parent / section.ca_file) if section.ca_file else None,
+        )
 
     def submission_endpoint(self) -> tuple[str, int] | None:
         return split_hostport(self.spec.sending.submission) if self.spec.sending else None

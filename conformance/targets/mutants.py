@@ -13,6 +13,7 @@ from conformance.targets.reference import Variant
 from conformance.world.spec import CertProfile, CertSpec
 from reference_impl.mta import mutants as mta
 from reference_impl.mta.mta import MtaVariant
+from reference_impl.tlsrpt.receiver_mutants import RECEIVER_MUTANTS
 
 _DESCRIPTIONS: dict[str, str] = {
     "no-starttls-offer": "never advertises STARTTLS (RFC 3207 6)",
@@ -74,6 +75,15 @@ def _registry() -> dict[str, Variant]:
     variants += [
         Variant(name=name, description=description, mta=MtaVariant(name=name), deployment=deploy)
         for name, (description, deploy) in DEPLOYMENTS.items()
+    ]
+    variants += [
+        Variant(
+            name=m.name,
+            description=f"{m.description} (RFC 8460 {m.section})",
+            mta=MtaVariant(name=m.name),
+            receiver=m.variant,
+        )
+        for m in RECEIVER_MUTANTS.values()
     ]
     return {v.name: v for v in variants}
 

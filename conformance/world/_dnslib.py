@@ -163,9 +163,7 @@ def _rdata(data: Rdata) -> object:
 
 def _rr(record: Record) -> object:
     rtype = getattr(dnslib.QTYPE, record.rtype)
-    return dnslib.RR(
-        dnslib.DNSLabel(record.name), rtype, _CLASS_IN, record.ttl, _rdata(record.rdata)
-    )
+    return dnslib.RR(dnslib.DNSLabel(record.name), rtype, _CLASS_IN, record.ttl, _rdata(record.rdata))
 
 
 def udp_limit(query: Query) -> int:
@@ -201,9 +199,7 @@ def build_response(
             cd=int(query.header.cd),
             rcode=_RCODES[rcode],
         )
-        question = dnslib.DNSQuestion(
-            dnslib.DNSLabel(list(query.qname_labels)), query.qtype, query.qclass
-        )
+        question = dnslib.DNSQuestion(dnslib.DNSLabel(list(query.qname_labels)), query.qtype, query.qclass)
         msg = dnslib.DNSRecord(header, q=question)
         if with_records:
             for rec in answers:

@@ -74,9 +74,7 @@ _TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
 }
 _LEGACY_TLS = {"TLSv1", "TLSv1.1"}
 _CN_MAX = 64  # RFC 5280 Appendix A: ub-common-name
-_LDH = re.compile(
-    r"^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$"
-)
+_LDH = re.compile(r"^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$")
 
 
 class CaError(Exception):
@@ -142,9 +140,7 @@ class WorldCA:
         self._certdir = workdir / "certs"
         self._certdir.mkdir(parents=True, exist_ok=True)
         self._trusted = trustme.CA(organization_name=_ORG, organization_unit_name="Trusted root")
-        self._untrusted = trustme.CA(
-            organization_name=_ORG, organization_unit_name="Untrusted root"
-        )
+        self._untrusted = trustme.CA(organization_name=_ORG, organization_unit_name="Untrusted root")
         self._trusted_pem: bytes = self._trusted.cert_pem.bytes()
         self._untrusted_pem: bytes = self._untrusted.cert_pem.bytes()
         self._roots = {
@@ -287,9 +283,7 @@ class WorldCA:
                 critical=True,
             )
             .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
@@ -327,9 +321,7 @@ class WorldCA:
             cert_path=cert_path,
             key_path=key_path,
             der=cert.public_bytes(serialization.Encoding.DER),
-            dns_names=()
-            if profile is CertProfile.CN_ONLY
-            else tuple(n for n in san_names if not _is_ip(n)),
+            dns_names=() if profile is CertProfile.CN_ONLY else tuple(n for n in san_names if not _is_ip(n)),
             not_before=not_before,
             not_after=not_after,
             spki_sha256=hashlib.sha256(spki).hexdigest(),

@@ -29,6 +29,7 @@ from conformance.world.dns_zone import (
     DnsZoneError,
     Rcode,
     Resolution,
+    TxtData,
     ZoneTable,
     compile_zone,
 )
@@ -137,6 +138,15 @@ class WorldDns:
     def remove_zone(self, apex: str) -> None:
         self._zones.remove(apex)
 
+    def txt(self, name: str) -> list[bytes] | None:
+        """The TXT records at ``name`` as the world serves them (each record's strings joined),
+        without a query on the wire or an observation; None when the name has none. For the
+        suite's own lookups (a DKIM key while judging a report), which must not block the loop
+        the server runs on."""
+        resolution = self._zones.resolve(name.lower().rstrip("."), "TXT")
+        records = [r.rdata for r in resolution.answers if isinstance(r.rdata, TxtData)]
+        return [b"".join(data.strings) for data in records] or None
+
     # -- answering -------------------------------------------------------------------------
 
     def handle_packet(self, data: bytes, client: str, transport: Transport) -> bytes | None:
@@ -171,9 +181,7 @@ class WorldDns:
         if resolution.silent:
             self._emit(
                 sink,
-                DnsQuery(
-                    query.qname, qtype, client, transport, "TIMEOUT", 0, False, time.monotonic()
-                ),
+                DnsQuery(query.qname, qtype, client, transport, "TIMEOUT", 0, False, time.monotonic()),
             )
             return None
         reply = wire.build_response(

@@ -274,9 +274,7 @@ class Zone:
 
     def soa(self) -> Record:
         """A synthesized SOA: answers the apex SOA and sits in negative answers (RFC 2308 3)."""
-        data = SoaData(
-            f"ns.{self.apex}", f"hostmaster.{self.apex}", 1, 3600, 600, 86400, _NEGATIVE_TTL
-        )
+        data = SoaData(f"ns.{self.apex}", f"hostmaster.{self.apex}", 1, 3600, 600, 86400, _NEGATIVE_TTL)
         return Record(self.apex, "SOA", _NEGATIVE_TTL, data)
 
     def fault_for(self, name: str, qtype: str) -> DnsFault | None:
@@ -303,9 +301,7 @@ def compile_zone(apex: str, spec: DnsSpec, sink: ObservationSink) -> Zone:
         types = {r.rtype for r in records}
         # RFC 1034 3.6.2, RFC 2181 10.1: a CNAME is the only record at its name.
         if "CNAME" in types and len(records) > 1:
-            raise DnsSpecError(
-                name, "CNAME", "", "a CNAME cannot share its name with other records"
-            )
+            raise DnsSpecError(name, "CNAME", "", "a CNAME cannot share its name with other records")
     faults = []
     for rule in spec.faults:
         try:

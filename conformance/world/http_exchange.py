@@ -97,9 +97,7 @@ def reason_phrase(status: int) -> bytes:
 class Exchange:
     """The server side of one request/response on one connection."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, io_timeout_s: float
-    ) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, io_timeout_s: float) -> None:
         self._reader = reader
         self._writer = writer
         self._io_timeout_s = io_timeout_s
@@ -148,11 +146,7 @@ class Exchange:
         if isinstance(event, h11.Request):
             # h11 caps only a head still incomplete; one that arrived whole in a single read
             # is measured here, so the cap holds whatever the chunking.
-            size = (
-                len(event.method)
-                + len(event.target)
-                + sum(len(k) + len(v) + 4 for k, v in event.headers)
-            )
+            size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if size > MAX_HEADER_BYTES:
                 raise RequestRejected(431, f"request head larger than {MAX_HEADER_BYTES} bytes")
             self._request = RequestHead(
@@ -223,9 +217,7 @@ class Exchange:
             lines = [b"HTTP/1.1 %d %s" % (status, reason_phrase(status))]
             lines += [f"{k}: {v}".encode("latin-1") for k, v in fields]
             return b"\r\n".join(lines) + b"\r\n\r\n"
-        return self._conn.send(
-            h11.Response(status_code=status, headers=fields, reason=reason_phrase(status))
-        )
+        return self._conn.send(h11.Response(status_code=status, headers=fields, reason=reason_phrase(status)))
 
     async def respond(
         self,
@@ -246,9 +238,7 @@ class Exchange:
             raise ClientGone(f"response could not be framed: {exc}") from exc
         await self._write(out)
 
-    async def respond_slowly(
-        self, status: int, headers: list[tuple[str, str]], body: bytes, interval_s: float
-    ) -> bool:
+    async def respond_slowly(self, status: int, headers: list[tuple[str, str]], body: bytes, interval_s: float) -> bool:
         """Send the head with the full Content-Length at once, then the body one byte per
         ``interval_s``. Returns False when the client went away before the last byte."""
         if status < 200 or status in (204, 304):  # no body to trickle

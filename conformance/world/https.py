@@ -179,6 +179,8 @@ class WorldHttps:
         *,
         status: int = 200,
         cert: CertSpec = CertSpec(),  # noqa: B008 - CertSpec is frozen, sharing it is safe
+        fail_first: int = 0,
+        fail_status: int = 503,
     ) -> None:
         name = self._checked_name(name)
         if not path.startswith("/"):
@@ -190,7 +192,7 @@ class WorldHttps:
             raise HttpsStagingError(f"{name}: already staged with another certificate")
         if any(endpoint.path == path for endpoint in host.reports):
             raise HttpsStagingError(f"{name}: a report endpoint at {path} is already staged")
-        endpoint = ReportEndpoint(path=path, sink=sink, status=status)
+        endpoint = ReportEndpoint(path=path, sink=sink, status=status, fail_first=fail_first, fail_status=fail_status)
         self._hosts[name] = replace(host, reports=(*host.reports, endpoint))
 
     def remove_host(self, name: str) -> None:
@@ -339,6 +341,8 @@ class WorldHttps:
                     sni=conn.sni,
                     client=conn.client,
                     at=at,
+                    host=target.name,
+                    status=reply.status,
                 ),
             )
         # Logged before answering, so a driver sees the request while a slow body trickles.
@@ -350,13 +354,9 @@ class WorldHttps:
             if reply.status is None:
                 exchange.reset()
             elif reply.fault is HttpFault.SLOW_BODY and not reply.head_only:
-                await exchange.respond_slowly(
-                    reply.status, list(reply.headers), reply.body, reply.slow_interval_s
-                )
+                await exchange.respond_slowly(reply.status, list(reply.headers), reply.body, reply.slow_interval_s)
             else:
-                await exchange.respond(
-                    reply.status, list(reply.headers), reply.body, head_only=reply.head_only
-                )
+                await exchange.respond(reply.status, list(reply.headers), reply.body, head_only=reply.head_only)
         except ClientGone:
             pass  # the client left mid-response; the request is already logged
 

@@ -9,7 +9,7 @@ size padding and faults, or the TLSRPT collector's reply to a report POST (RFC 8
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h11
@@ -32,6 +32,14 @@ class ReportEndpoint:
     path: str
     sink: ObservationSink
     status: int
+    # The first ``fail_first`` POSTs get ``fail_status`` (RFC 8460 section 5.5: the sender retries).
+    fail_first: int = 0
+    fail_status: int = 503
+    posts: list[int] = field(default_factory=lambda: [0])  # POSTs answered so far (shared by copies)
+
+    def next_status(self) -> int:
+        self.posts[0] += 1
+        return self.fail_status if self.posts[0] <= self.fail_first else self.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +145,7 @@ def decide(target: Route, head: RequestHead) -> Reply:
         # RFC 8460 section 3: reports "should be submitted via POST".
         if head.method != "POST":
             return error_reply(405, ("allow", "POST"))
-        return Reply(status=target.report.status)
+        return Reply(status=target.report.next_status())
     policy = target.policy
     if policy is None:
         return error_reply(404)

@@ -77,9 +77,7 @@ class DeliveredMessage:
 
     host: str  # the peer's host name, e.g. "mx1.example.test"
     mail_from: str
-    mail_options: tuple[
-        str, ...
-    ]  # ESMTP parameters of MAIL FROM, e.g. ("REQUIRETLS", "BODY=8BITMIME")
+    mail_options: tuple[str, ...]  # ESMTP parameters of MAIL FROM, e.g. ("REQUIRETLS", "BODY=8BITMIME")
     rcpt_tos: tuple[str, ...]
     data: bytes
     tls: bool
@@ -124,11 +122,11 @@ class ReportPost:
     sni: str | None
     client: str
     at: float
+    host: str = ""  # the report endpoint's host name
+    status: int | None = None  # what the collector answered
 
 
-Observation = (
-    DnsQuery | HttpRequest | TlsHandshake | DeliveredMessage | SmtpSession | MitmAction | ReportPost
-)
+Observation = DnsQuery | HttpRequest | TlsHandshake | DeliveredMessage | SmtpSession | MitmAction | ReportPost
 ObservationSink = Callable[[Observation], None]
 
 T = TypeVar("T")
@@ -151,9 +149,7 @@ class ObservationLog:
     def of(self, kind: type[ObservationT]) -> list[ObservationT]:
         return [e for e in self.events if isinstance(e, kind)]
 
-    async def wait_for(
-        self, predicate: Callable[[ObservationLog], T | None], deadline: float
-    ) -> T | None:
+    async def wait_for(self, predicate: Callable[[ObservationLog], T | None], deadline: float) -> T | None:
         """Wait until ``predicate(self)`` returns something other than None, or until the
         monotonic ``deadline``; returns the predicate's value or None at the deadline."""
         if self._changed is None:

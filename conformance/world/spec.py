@@ -171,6 +171,9 @@ class ReportEndpoint(Spec):
     path: str = "/tlsrpt"
     status: int = Field(default=200, ge=100, le=599)
     cert: CertSpec = CertSpec()
+    # The first ``fail_first`` POSTs are answered ``fail_status`` (to see the sender retry, 5.5).
+    fail_first: int = Field(default=0, ge=0)
+    fail_status: int = Field(default=503, ge=300, le=599)
 
 
 class WorldSpec(Spec):

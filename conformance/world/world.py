@@ -18,13 +18,14 @@ import shutil
 import ssl
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.errors import WorldError
 from conformance.world.addresses import AddressPlan
 from conformance.world.ca import WorldCA
+from conformance.world.dkim import WorldDkimKey, key_record_name
 from conformance.world.dns import DnsError, WorldDns
 from conformance.world.https import WorldHttps
 from conformance.world.mailbox import Mailbox
@@ -149,6 +150,7 @@ class World:
         self._mailbox: Mailbox | None = None
         self._stages: dict[str, Stage] = {}  # apex domain -> stage
         self._count = 0
+        self._dkim: WorldDkimKey | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -213,6 +215,25 @@ class World:
             tag=self.plan.tag,
         )
 
+    def publish_zone(self, apex: str, records: Sequence[DnsRecord]) -> Callable[[], None]:
+        """Serve a zone that belongs to no scenario, e.g. the DKIM key of the target's reporting
+        domain (RFC 8460 section 3); queries for it are logged as unrouted. Returns the remover."""
+        assert self._dns is not None, "world not started"
+        apex = apex.lower().rstrip(".")
+        self._dns.add_zone(apex, DnsSpec(records=tuple(records)), self.unrouted.add)
+        return lambda: self._dns.remove_zone(apex) if self._dns else None
+
+    def txt_lookup(self, name: str) -> list[bytes] | None:
+        """TXT records as the world serves them, read directly (see ``WorldDns.txt``)."""
+        return self._dns.txt(name) if self._dns is not None else None
+
+    @property
+    def dkim(self) -> WorldDkimKey:
+        """The key the world signs report mail with (made on first use, one per world)."""
+        if self._dkim is None:
+            self._dkim = WorldDkimKey.generate()
+        return self._dkim
+
     def allocate(self) -> str:
         assert self.plan is not None, "world not started"
         return self.plan.allocate()
@@ -247,7 +268,13 @@ class World:
         assert self.plan is not None and self._dns is not None and self._https is not None
         self._count += 1
         domain = scenario_domain(scenario_id, self._count, self.plan.tag)
-        names = {"domain": domain, "sender_domain": f"sender.{domain}", "tag": self.plan.tag}
+        names = {
+            "domain": domain,
+            "sender_domain": f"sender.{domain}",
+            # Where the scenario's TLSRPT ``mailto:`` reports go (RFC 8460 section 3): the mailbox.
+            "report_domain": f"reports.{domain}",
+            "tag": self.plan.tag,
+        }
         stage = Stage(scenario_id=scenario_id, domain=domain, names=names, log=ObservationLog())
         self._stages[domain] = stage
         try:
@@ -258,19 +285,20 @@ class World:
                 records.extend(self._stage_policy_host(stage, host))
             for endpoint in spec.report_endpoints:
                 records.extend(self._stage_report_endpoint(stage, endpoint))
-            # The sender's domain receives bounces and reports in the shared mailbox.
-            records += [
+            # The sender's and the report domain receive bounces and reports in the shared mailbox.
+            for mail_domain in (names["sender_domain"], names["report_domain"]):
+                records += [
+                    DnsRecord(name=mail_domain, type="MX", value="10 mailbox." + mail_domain),
+                    DnsRecord(name="mailbox." + mail_domain, type="A", value=self.plan.services.mailbox),
+                ]
+            # The sender domain is the world's TLSRPT reporting domain: its DKIM key (RFC 8460 3).
+            records.append(
                 DnsRecord(
-                    name=names["sender_domain"],
-                    type="MX",
-                    value="10 mailbox." + names["sender_domain"],
-                ),
-                DnsRecord(
-                    name="mailbox." + names["sender_domain"],
-                    type="A",
-                    value=self.plan.services.mailbox,
-                ),
-            ]
+                    name=key_record_name(names["sender_domain"]),
+                    type="TXT",
+                    value=self.dkim.record_strings(),
+                )
+            )
             zone = DnsSpec(
                 records=tuple(records),
                 faults=tuple(f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults),
@@ -355,7 +383,15 @@ class World:
         assert self._https is not None and self.plan is not None
         name = stage.expand(endpoint.name)
         cert = endpoint.cert.model_copy(update={"names": tuple(stage.expand(n) for n in endpoint.cert.names)})
-        self._https.add_report_endpoint(name, endpoint.path, stage.observe, status=endpoint.status, cert=cert)
+        self._https.add_report_endpoint(
+            name,
+            endpoint.path,
+            stage.observe,
+            status=endpoint.status,
+            cert=cert,
+            fail_first=endpoint.fail_first,
+            fail_status=endpoint.fail_status,
+        )
         stage._closers.append(lambda: self._https.remove_host(name) if self._https else None)
         stage.hosts[name] = self.plan.services.https
         return [DnsRecord(name=name, type="A", value=self.plan.services.https)]

@@ -92,6 +92,17 @@ def opportunistic_tls(situation: TlsSituation) -> TlsAction:
     return TlsAction.NEXT_HOST
 
 
+def report_mail_tls(situation: TlsSituation) -> TlsAction:
+    """The TLS decision for TLSRPT report mail (RFC 8460 section 3: "Sending MTAs MUST deliver
+    reports despite any TLS-related failures"; 5.3.1: "MUST NOT honor MTA-STS or DANE TLSA
+    failures"): STARTTLS is tried, an invalid certificate is used unverified, and any other
+    TLS failure falls back to plaintext ("This may mean that the reports are delivered
+    unencrypted")."""
+    if situation.stage is TlsStage.CERTIFICATE_INVALID:
+        return TlsAction.RETRY_UNVERIFIED
+    return TlsAction.CONTINUE_PLAINTEXT
+
+
 # Protocol versions as ``ssl.SSLObject.version()`` names them, oldest first.
 TLS_VERSIONS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 

@@ -10,28 +10,37 @@ MTA-STS (RFC 8461): each job first runs policy discovery for its recipient domai
 (:mod:`reference_impl.mta.stsdiscover`, with the policy cache in ``state_dir``), then walks the
 MX hosts under the policy in force (:mod:`reference_impl.mta.stspolicy`, obeyed by the sender).
 
-The runner claims due jobs (one message, one recipient domain), runs up to
-``max_concurrency`` of them at once, and sleeps until the next one is due or it is kicked
-(a new message, a finished job, a test that moved its manual clock). Stopping cancels jobs in
-flight; their recipients stay "inflight" on disk and are queued again on the next start.
+TLSRPT (RFC 8460), when ``MtaConfig.tlsrpt`` is set: :meth:`ReferenceMta.send_reports` runs
+the report generation of one UTC day (:mod:`reference_impl.mta.reporting`); HTTPS submissions
+that failed wait in a durable outbox in ``state_dir`` and the runner retries them when due
+(section 5.5); report mail goes through the queue flagged as a report, and its jobs are
+delivered despite any TLS failure, without MTA-STS, and leave no TLS record (section 3).
+
+The runner claims due jobs (one message, one recipient domain) and due report submissions,
+runs up to ``max_concurrency`` of them at once, and sleeps until the next one is due or it is
+kicked (a new message, a finished job, a test that moved its manual clock). Stopping cancels
+jobs in flight; their recipients stay "inflight" on disk and are queued again on the next
+start (report submissions likewise).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import date
+from typing import Any
 
 from reference_impl.mta import delivery
 from reference_impl.mta.clock import Clock, SystemClock
-from reference_impl.mta.delivery import TlsDecision
+from reference_impl.mta.config import MtaConfig as MtaConfig  # re-exported
+from reference_impl.mta.config import MtaVariant as MtaVariant  # re-exported
+from reference_impl.mta.config import ServerHandle as ServerHandle  # re-exported
+from reference_impl.mta.config import ServerStarter as ServerStarter  # re-exported
 from reference_impl.mta.errors import MtaConfigError
-from reference_impl.mta.mxplan import MxOrdering, order_by_preference
 from reference_impl.mta.queue import (
     DeliveryJob,
     MessageQueue,
@@ -39,154 +48,34 @@ from reference_impl.mta.queue import (
     Recipient,
     RecipientOutcome,
     RecipientStatus,
-    RetryPolicy,
     StoredMessage,
 )
 from reference_impl.mta.receiver import QueueingHandler
 from reference_impl.mta.records import TlsRecordStore, TlsSessionRecord
+from reference_impl.mta.reporting import ReportAgent, ReportOutcome, TlsRptConfig
 from reference_impl.mta.resolve import DnsLookup, DnsResolver, resolve_route
 from reference_impl.mta.sender import (
-    HostWalk,
-    MxContextFactory,
-    RecordHook,
     SenderSettings,
     SmtpClient,
     SmtpConnector,
-    SniChoice,
     deliver_job,
     unverified_mx_context,
-    verified_mx_context,
-    walk_all_hosts,
 )
 from reference_impl.mta.stsdiscover import (
-    DiscoverPolicy,
-    FetcherFactory,
     StsAgent,
-    StsParts,
     dns_resolver,
-    https_fetcher,
 )
 from reference_impl.mta.stspolicy import (
     NO_POLICY,
-    ModeOf,
-    MxDecision,
-    MxMatcher,
-    NoDeliveryDecision,
-    PolicyParser,
-    RecordSelector,
     StsApplied,
-    enforce_tls,
-    mode_in_force,
-    mx_decision,
-    no_delivery_outcome,
 )
 from reference_impl.mtasts.cache import PolicyCache
-from reference_impl.mtasts.discovery import DiscoveryConfig
-from reference_impl.mtasts.fetch import discover_policy
-from reference_impl.mtasts.matching import policy_allows_mx
-from reference_impl.mtasts.policy import parse_policy
-from reference_impl.mtasts.record import select_record
+from reference_impl.mtasts.fetch import address_resolver, txt_lookup
 from reference_impl.smtp.aio_client import AsyncSmtpClient
 from reference_impl.smtp.client import SmtpClientConnection
+from reference_impl.tlsrpt.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)
-
-
-class ServerHandle(Protocol):
-    address: tuple[str, int]
-
-    async def close(self) -> None: ...
-
-
-ServerStarter = Callable[..., Awaitable[Any]]  # start_smtp_server's shape
-
-
-def keep_record(record: TlsSessionRecord) -> TlsSessionRecord:
-    return record
-
-
-def mx_name_as_sni(mx_name: str) -> str | None:
-    """RFC 8461 section 7.1: SNI names the MX host."""
-    return mx_name
-
-
-def _default_server_starter() -> ServerStarter:
-    from reference_impl.smtp.aio_server import start_smtp_server
-
-    return start_smtp_server
-
-
-@dataclass(frozen=True, slots=True)
-class MtaVariant:
-    """The replaceable parts of the MTA. The default is the reference behaviour."""
-
-    name: str = "reference"
-    client_connection_factory: Callable[[], SmtpClientConnection] = SmtpClientConnection
-    server_connection_factory: Callable[..., Any] | None = None  # None: the server's default
-    server_starter: Callable[[], ServerStarter] = _default_server_starter
-    mx_ordering: MxOrdering = order_by_preference
-    host_walk: HostWalk = walk_all_hosts
-    tls_decision: TlsDecision = delivery.opportunistic_tls
-    attempt_starttls: bool = True
-    record_hook: RecordHook = keep_record
-    sni_for: SniChoice = mx_name_as_sni
-    # MTA-STS, RFC 8461. Discovery (sections 3, 5.1):
-    sts_discover: DiscoverPolicy = discover_policy
-    sts_fetcher: FetcherFactory = https_fetcher
-    sts_record_selector: RecordSelector = select_record
-    sts_policy_parser: PolicyParser = parse_policy
-    sts_discovery_config: DiscoveryConfig = field(default_factory=DiscoveryConfig)
-    # What the policy means for the MX walk (sections 4, 5, 7.2, 8.4):
-    sts_mode_of: ModeOf = mode_in_force
-    sts_mx_matcher: MxMatcher = policy_allows_mx
-    sts_mx_decision: MxDecision = mx_decision
-    sts_enforcement: TlsDecision = enforce_tls
-    sts_no_delivery: NoDeliveryDecision = no_delivery_outcome
-    mx_tls_context: MxContextFactory = verified_mx_context
-    tls_floor: str = "TLSv1.2"  # section 7.2: TLS 1.2 or higher
-
-    def sts_parts(self) -> StsParts:
-        return StsParts(
-            discover=self.sts_discover,
-            fetcher=self.sts_fetcher,
-            record_selector=self.sts_record_selector,
-            policy_parser=self.sts_policy_parser,
-            discovery_config=self.sts_discovery_config,
-            mode_of=self.sts_mode_of,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class MtaConfig:
-    hostname: str  # EHLO name, Reporting-MTA, Received "by"
-    state_dir: Path
-    resolver: tuple[str, int]  # the only DNS server asked
-    mx_port: int = 25
-    ca_file: Path | None = None  # trust anchors for MX certificates (None: system store)
-    submission_listen: tuple[str, int] | None = ("127.0.0.1", 0)
-    inbound_listen: tuple[str, int] | None = ("127.0.0.1", 0)
-    inbound_cert_file: Path | None = None  # enables STARTTLS on both listeners
-    inbound_key_file: Path | None = None
-    dns_timeout_s: float = 5.0
-    smtp_timeout_s: float = 30.0  # every SMTP step (connect, reply, handshake)
-    session_timeout_s: float = 300.0  # one whole SMTP session
-    server_idle_timeout_s: float = 60.0
-    max_message_size: int = 10 * 1024 * 1024
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_concurrency: int = 8
-    poll_interval_s: float = 1.0  # the longest the runner sleeps without a kick
-    mta_sts: bool = True  # RFC 8461: discover and apply MTA-STS policies
-    sts_port: int = 443  # the port policy hosts are fetched on (section 3.3: HTTPS)
-    sts_fetch_timeout_s: float = 60.0  # section 3.3: "Senders MAY impose a timeout"
-    sts_max_policy_bytes: int = 64 * 1024  # section 3.3: "a limit on the maximum size"
-
-    def __post_init__(self) -> None:
-        if (self.inbound_cert_file is None) != (self.inbound_key_file is None):
-            raise MtaConfigError("inbound TLS needs both a certificate and a key file")
-        if self.max_concurrency < 1:
-            raise MtaConfigError("max_concurrency must be at least 1")
-        if self.sts_fetch_timeout_s <= 0 or self.sts_max_policy_bytes < 0:
-            raise MtaConfigError("the policy fetch needs a positive timeout and a non-negative size limit")
 
 
 class ReferenceMta:
@@ -208,6 +97,7 @@ class ReferenceMta:
         self._records: TlsRecordStore | None = None
         self._sts_cache: PolicyCache | None = None
         self._sts: StsAgent | None = None
+        self._reports: ReportAgent | None = None
         self._servers: dict[str, Any] = {}
         self._runner: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -230,6 +120,8 @@ class ReferenceMta:
         try:
             if config.mta_sts:
                 self._start_sts()
+            if config.tlsrpt is not None:
+                self._start_reports(config.tlsrpt, self._records)
             await self._start_listeners()
         except BaseException:
             await self.stop()
@@ -259,6 +151,9 @@ class ReferenceMta:
         if self._sts_cache is not None:
             self._sts_cache.close()
             self._sts_cache = None
+        if self._reports is not None:
+            self._reports.outbox.close()
+            self._reports = None
 
     def _start_sts(self) -> None:
         """The policy cache (RFC 8461 section 3.3) in state_dir and the discovery agent."""
@@ -272,6 +167,27 @@ class ReferenceMta:
             clock=self.clock,
             parts=self.variant.sts_parts(),
         )
+
+    def _start_reports(self, tlsrpt: TlsRptConfig, records: TlsRecordStore) -> None:
+        """TLSRPT (RFC 8460): the outbox in state_dir, lookups and POSTs through the MTA's DNS."""
+        config = self.config
+        outbox = Outbox(config.state_dir / "tlsrpt-outbox.sqlite3", now=self.clock.now())
+        resolver = dns_resolver(config.resolver, config.dns_timeout_s)
+        try:
+            self._reports = ReportAgent(
+                tlsrpt,
+                parts=self.variant.tlsrpt,
+                outbox=outbox,
+                records=records,
+                clock=self.clock,
+                lookup_txt=txt_lookup(resolver),
+                resolve=address_resolver(resolver),
+                ca_file=config.ca_file,
+                submit_mail=self._enqueue_report_mail,
+            )
+        except BaseException:
+            outbox.close()
+            raise
 
     async def __aenter__(self) -> ReferenceMta:
         await self.start()
@@ -359,6 +275,32 @@ class ReferenceMta:
         self.kick()
         return message_id
 
+    async def send_reports(
+        self, *, day: date | None = None, domains: Collection[str] | None = None
+    ) -> list[ReportOutcome]:
+        """RFC 8460: report ``day`` (default today, UTC, by the MTA's clock) to every Policy
+        Domain with TLS records on it (only ``domains`` when given); one outcome per domain."""
+        if self._reports is None:
+            raise MtaConfigError("TLSRPT reporting is off (MtaConfig.tlsrpt) or the MTA is not started")
+        outcomes = await self._reports.send_reports(day=day, domains=domains)
+        self.kick()  # report mail was queued, or a retry became due
+        return outcomes
+
+    def report_submissions(self, policy_domain: str | None = None) -> list[OutboxEntry]:
+        """The HTTPS report submissions in the outbox (all, or one Policy Domain's, A-labels)."""
+        if self._reports is None:
+            return []
+        entries = self._reports.outbox.entries()
+        return [e for e in entries if policy_domain is None or e.policy_domain == policy_domain]
+
+    def _enqueue_report_mail(self, sender: str, recipient: str, data: bytes, params: tuple[str, ...]) -> int:
+        # RFC 8460 section 3: a report about a failed report helps no one, so no DSN is asked for.
+        message_id = self.queue.enqueue(
+            sender, [Recipient(recipient, ("NOTIFY=NEVER",))], data, params, tlsrpt_report=True
+        )
+        self.kick()
+        return message_id
+
     def kick(self) -> None:
         """Make the runner look at the queue now (e.g. after a manual clock moved)."""
         self._wake.set()
@@ -368,8 +310,16 @@ class ReferenceMta:
         """No job running and nothing due now (deferred recipients may wait for later)."""
         if self._jobs:
             return False
-        due = self.queue.next_due_at()
+        due = self._next_due_at()
         return due is None or due > self.clock.now()
+
+    def _next_due_at(self) -> float | None:
+        """The earliest due queue recipient or report submission."""
+        due = [self.queue.next_due_at()]
+        if self._reports is not None:
+            due.append(self._reports.next_due_at())
+        known = [t for t in due if t is not None]
+        return min(known) if known else None
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until :meth:`is_idle`; False when ``timeout`` seconds pass first."""
@@ -410,29 +360,51 @@ class ReferenceMta:
             sts_mx_decision=variant.sts_mx_decision,
             sts_no_delivery=variant.sts_no_delivery,
             tls_floor=variant.tls_floor,
+            transient_result=variant.tlsrpt.transient_result,
         )
 
     async def _run(self) -> None:
         settings = self._sender_settings()
+        # RFC 8460 section 3: report mail is delivered despite any TLS failure.
+        report_settings = dataclasses.replace(settings, tls_decision=delivery.report_mail_tls)
         while True:
             self._wake.clear()
+            started: list[Awaitable[Any]] = []
             try:
                 free = self.config.max_concurrency - len(self._jobs)
                 jobs = self.queue.claim_due(limit=free) if free > 0 else []
+                exempt = self.variant.tlsrpt.mail_exempt_from_tls_policy
+                started += [
+                    self._deliver(job, report_settings if job.tlsrpt_report and exempt else settings) for job in jobs
+                ]
+                free -= len(jobs)
+                if self._reports is not None and free > 0:
+                    started += [self._post(entry) for entry in self._reports.claim_due(free)]
             except Exception as exc:  # the runner must outlive a bad cycle
                 log.exception("claiming jobs failed")
                 self.errors.append(exc)
-                jobs = []
-            for job in jobs:
-                task = asyncio.create_task(self._deliver(job, settings))
+            for work in started:
+                task = asyncio.ensure_future(work)
                 self._jobs.add(task)
                 task.add_done_callback(self._job_done)
             self._changed.set()
-            await self._sleep(claimed=bool(jobs))
+            await self._sleep(claimed=bool(started))
+
+    async def _post(self, entry: OutboxEntry) -> None:
+        """A due TLSRPT submission (RFC 8460 section 5.5), from the outbox."""
+        if self._reports is None:
+            return
+        try:
+            await self._reports.attempt(entry)
+        except asyncio.CancelledError:
+            raise  # stopping: the entry stays inflight and is pending again after a restart
+        except Exception as exc:
+            log.exception("TLSRPT submission %s failed", entry.post_id)
+            self.errors.append(exc)
 
     async def _sleep(self, *, claimed: bool) -> None:
         wait = self.config.poll_interval_s
-        due = self.queue.next_due_at() if self._queue is not None else None
+        due = self._next_due_at() if self._queue is not None else None
         if due is not None:
             wait = min(wait, max(due - self.clock.now(), 0.0))
         if wait <= 0 and not claimed:
@@ -451,14 +423,19 @@ class ReferenceMta:
 
     async def _deliver(self, job: DeliveryJob, settings: SenderSettings) -> None:
         records: tuple[TlsSessionRecord, ...] = ()
+        parts = self.variant.tlsrpt
+        report_mail = job.tlsrpt_report and parts.mail_exempt_from_tls_policy
         try:
             # RFC 8461 section 5.1: discover the policy before the MX walk (every attempt,
             # so a deferred message is never bounced without the TXT record checked again).
-            sts, records = await self._discover(job.domain)
+            # RFC 8460 5.3.1: report mail "MUST NOT honor MTA-STS ... failures": no policy.
+            sts, records = (NO_POLICY, ()) if report_mail else await self._discover(job.domain)
             route = await resolve_route(job.domain, self._dns, self.variant.mx_ordering)
             result = await deliver_job(job, route, settings, sts)
             outcomes = result.outcomes
             records = (*records, *result.tls_records)
+            if job.tlsrpt_report and not parts.records_report_sessions:
+                records = ()  # RFC 8460 section 3: "SHOULD NOT include this SMTP session in the next report"
         except asyncio.CancelledError:
             raise  # stopping: the recipients stay inflight and are retried after a restart
         except Exception as exc:

@@ -2,6 +2,10 @@
 
 Each mutant is the reference :class:`~reference_impl.mta.mta.MtaVariant` with exactly one part
 swapped (DESIGN.md, "Every check can fail"). A scenario that none of them fails is not done.
+
+The TLSRPT mutants (RFC 8460, :mod:`reference_impl.mta.tlsrpt_mutants`) are exported as
+``TLSRPT_MUTANTS`` with their one-line ``TLSRPT_DESCRIPTIONS``; they join ``ALL_MUTANTS`` once the
+registry (``conformance.targets.mutants``) knows their descriptions.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reference_impl.mta import stsmutants as sts
+from reference_impl.mta import tlsrpt_mutants as tlsrpt
 from reference_impl.mta.mta import MtaVariant, ServerStarter
 from reference_impl.mta.mxplan import order_by_reverse_preference
 from reference_impl.mta.records import TlsResultType, TlsSessionRecord
@@ -132,6 +137,8 @@ KEEPS_PLAINTEXT_AFTER_STARTTLS = MtaVariant(
 RECORDS_ALL_SUCCESS = MtaVariant(name="records-success", record_hook=record_as_success)
 
 STS_MUTANTS = sts.STS_MUTANTS
+TLSRPT_MUTANTS = tlsrpt.TLSRPT_MUTANTS
+TLSRPT_DESCRIPTIONS = tlsrpt.TLSRPT_DESCRIPTIONS
 
 ALL_MUTANTS = (
     REVERSE_MX_ORDER,

@@ -19,6 +19,10 @@ at least once, never at most once.
 The queue is synchronous on purpose: :meth:`MessageQueue.enqueue` returns only after the
 commit reached the disk (WAL, ``synchronous=FULL``), and the receiver answers 250 after it
 returns. It reads time only through the injected :class:`~reference_impl.mta.clock.Clock`.
+
+A message can be flagged as a TLSRPT report (RFC 8460 section 3, ``tlsrpt_report``): its
+delivery sessions follow the rules for report mail (delivered despite TLS failures, not
+recorded for the next report); the flag travels with every job of the message.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ CREATE TABLE IF NOT EXISTS messages (
     mail_params TEXT NOT NULL,
     data BLOB NOT NULL,
     received_at REAL NOT NULL,
-    dsn_of INTEGER
+    dsn_of INTEGER,
+    tlsrpt_report INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS recipients (
     message_id INTEGER NOT NULL REFERENCES messages(id),
@@ -63,6 +68,15 @@ CREATE TABLE IF NOT EXISTS recipients (
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients(state, next_attempt_at);
 """
+# Columns added after the first release of the queue; older files get them on open.
+_ADDED_MESSAGE_COLUMNS = (("tlsrpt_report", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    present = {str(row[1]) for row in db.execute("PRAGMA table_info(messages)")}
+    for column, declaration in _ADDED_MESSAGE_COLUMNS:
+        if column not in present:
+            db.execute(f"ALTER TABLE messages ADD COLUMN {column} {declaration}")
 
 
 class RecipientState(Enum):
@@ -119,6 +133,7 @@ class DeliveryJob:
     recipients: tuple[Recipient, ...]
     data: bytes
     received_at: float
+    tlsrpt_report: bool = False  # RFC 8460 section 3: report mail, see the module docstring
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,7 @@ class StoredMessage:
     data: bytes
     received_at: float
     dsn_of: int | None
+    tlsrpt_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +188,7 @@ class MessageQueue(SqliteStore):
         self._retry = retry
         self._reporting_mta = reporting_mta
         # Durability before the 250: every commit is fsynced (RFC 5321 section 6.1).
-        super().__init__(path, _SCHEMA, synchronous="FULL")
+        super().__init__(path, _SCHEMA, synchronous="FULL", migrate=_add_missing_columns)
         try:
             self._recover()
         except Exception:
@@ -211,6 +227,7 @@ class MessageQueue(SqliteStore):
         mail_params: Sequence[str] = (),
         *,
         dsn_of: int | None = None,
+        tlsrpt_report: bool = False,
     ) -> int:
         """Store a message durably and return its id. Returns only after the commit."""
         unique: dict[str, Recipient] = {}
@@ -221,7 +238,12 @@ class MessageQueue(SqliteStore):
         domains = {address: recipient_domain(address) for address in unique}
         now = self._clock.now()
         with self._transaction() as conn:
-            return self._insert(conn, sender, list(unique.values()), domains, data, tuple(mail_params), dsn_of, now)
+            message_id = self._insert(
+                conn, sender, list(unique.values()), domains, data, tuple(mail_params), dsn_of, now
+            )
+            if tlsrpt_report:
+                conn.execute("UPDATE messages SET tlsrpt_report = 1 WHERE id = ?", (message_id,))
+            return message_id
 
     @staticmethod
     def _insert(
@@ -296,6 +318,7 @@ class MessageQueue(SqliteStore):
                         recipients=tuple(Recipient(a, tuple(json.loads(p))) for a, p in rcpts),
                         data=message.data,
                         received_at=message.received_at,
+                        tlsrpt_report=message.tlsrpt_report,
                     )
                 )
             return jobs
@@ -443,10 +466,12 @@ class MessageQueue(SqliteStore):
     @staticmethod
     def _message(conn: sqlite3.Connection, message_id: int) -> StoredMessage:
         row = conn.execute(
-            "SELECT sender, mail_params, data, received_at, dsn_of FROM messages WHERE id = ?",
+            "SELECT sender, mail_params, data, received_at, dsn_of, tlsrpt_report FROM messages WHERE id = ?",
             (message_id,),
         ).fetchone()
         if row is None:
             raise QueueError(f"no message {message_id}")
-        sender, params, data, received_at, dsn_of = row
-        return StoredMessage(message_id, sender, tuple(json.loads(params)), bytes(data), received_at, dsn_of)
+        sender, params, data, received_at, dsn_of, report = row
+        return StoredMessage(
+            message_id, sender, tuple(json.loads(params)), bytes(data), received_at, dsn_of, bool(report)
+        )

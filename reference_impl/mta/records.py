@@ -23,6 +23,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from reference_impl.mta.errors import MtaError
 from reference_impl.sqlite_store import SqliteStore
@@ -61,6 +62,7 @@ class TlsSessionRecord:
     policy_type: str = POLICY_TYPE_NONE  # RFC 8460 section 4.4 "policy-type"
     policy_strings: tuple[str, ...] = ()  # "policy-string": the MTA-STS policy, one line each
     mx_patterns: tuple[str, ...] = ()  # "mx-host": the policy's mx patterns
+    sending_ip: str = ""  # "sending-mta-ip": the local address of the outbound socket ("" if none)
 
 
 _SCHEMA = """
@@ -77,7 +79,8 @@ CREATE TABLE IF NOT EXISTS tls_sessions (
     mx_helo TEXT,
     policy_type TEXT NOT NULL DEFAULT 'no-policy-found',
     policy_strings TEXT NOT NULL DEFAULT '',
-    mx_patterns TEXT NOT NULL DEFAULT ''
+    mx_patterns TEXT NOT NULL DEFAULT '',
+    sending_ip TEXT NOT NULL DEFAULT ''
 );
 """
 # Columns added after the first release of the store; older files get them on open.
@@ -85,7 +88,14 @@ _ADDED_COLUMNS = (
     ("policy_type", "TEXT NOT NULL DEFAULT 'no-policy-found'"),
     ("policy_strings", "TEXT NOT NULL DEFAULT ''"),
     ("mx_patterns", "TEXT NOT NULL DEFAULT ''"),
+    ("sending_ip", "TEXT NOT NULL DEFAULT ''"),
 )
+_SELECT = (
+    "SELECT policy_domain, mx_host, ip, result_type, tls_version, cipher, at, failure_reason,"
+    " mx_helo, policy_type, policy_strings, mx_patterns, sending_ip FROM tls_sessions"
+)
+_SELECT_ALL = _SELECT + " ORDER BY id"
+_SELECT_BETWEEN = _SELECT + " WHERE at >= ? AND at < ? ORDER BY id"
 
 
 def _join(lines: tuple[str, ...]) -> str:
@@ -97,7 +107,7 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Files written before the MTA-STS columns existed gain them on open."""
+    """Files written before the MTA-STS (or sending-ip) columns existed gain them on open."""
     present = {str(row[1]) for row in db.execute("PRAGMA table_info(tls_sessions)")}
     for column, declaration in _ADDED_COLUMNS:
         if column not in present:
@@ -116,8 +126,8 @@ class TlsRecordStore(SqliteStore):
     def add(self, record: TlsSessionRecord) -> None:
         self._conn.execute(
             "INSERT INTO tls_sessions (policy_domain, mx_host, ip, result_type, tls_version,"
-            " cipher, at, failure_reason, mx_helo, policy_type, policy_strings, mx_patterns)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " cipher, at, failure_reason, mx_helo, policy_type, policy_strings, mx_patterns, sending_ip)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.policy_domain,
                 record.mx_host,
@@ -131,15 +141,20 @@ class TlsRecordStore(SqliteStore):
                 record.policy_type,
                 _join(record.policy_strings),
                 _join(record.mx_patterns),
+                record.sending_ip,
             ),
         )
 
     def all(self) -> list[TlsSessionRecord]:
-        rows = self._conn.execute(
-            "SELECT policy_domain, mx_host, ip, result_type, tls_version, cipher, at,"
-            " failure_reason, mx_helo, policy_type, policy_strings, mx_patterns FROM tls_sessions ORDER BY id"
-        ).fetchall()
+        return self._rows(self._conn.execute(_SELECT_ALL).fetchall())
+
+    def between(self, start: float, end: float) -> list[TlsSessionRecord]:
+        """The records of sessions at ``start <= at < end`` (a TLSRPT report window)."""
+        return self._rows(self._conn.execute(_SELECT_BETWEEN, (start, end)).fetchall())
+
+    @staticmethod
+    def _rows(rows: list[Any]) -> list[TlsSessionRecord]:
         return [
-            TlsSessionRecord(d, h, ip, TlsResultType(r), v, c, at, f, helo, ptype, _split(lines), _split(mx))
-            for d, h, ip, r, v, c, at, f, helo, ptype, lines, mx in rows
+            TlsSessionRecord(d, h, ip, TlsResultType(r), v, c, at, f, helo, ptype, _split(lines), _split(mx), sip)
+            for d, h, ip, r, v, c, at, f, helo, ptype, lines, mx, sip in rows
         ]

@@ -3,7 +3,10 @@
 Implements RFC 5321 section 5.1 (try the MX hosts and each of their addresses in order until
 one accepts responsibility), section 3.1 (a non-220 greeting: try elsewhere), section 4.2.1
 (reply classes per recipient), RFC 3207 sections 4 and 4.2 (STARTTLS, and EHLO again after
-the handshake) and records one RFC 8460 TLS session result per SMTP session tried.
+the handshake) and records one RFC 8460 TLS session result per SMTP session tried, with the
+local address of the session's socket as the sending MTA's IP (section 4.4 "sending-mta-ip").
+A connection that is refused or times out is a transient failure (section 4.3.4) and is not
+recorded, unless the variant's ``transient_result`` says otherwise.
 
 MTA-STS (RFC 8461 sections 4, 5, 7.2, 8.4): the job's :class:`~reference_impl.mta.stspolicy.
 StsApplied` says which policy is in force. Each MX host is first checked against its ``mx``
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -43,6 +45,9 @@ from reference_impl.mta.clock import Clock
 from reference_impl.mta.delivery import TlsAction, TlsDecision, TlsSituation, TlsStage
 from reference_impl.mta.dsn import sanitize_field_text
 from reference_impl.mta.mxplan import MxHost, Route, RouteKind
+from reference_impl.mta.mxtls import MxContextFactory as MxContextFactory  # re-exported
+from reference_impl.mta.mxtls import unverified_mx_context as unverified_mx_context  # re-exported
+from reference_impl.mta.mxtls import verified_mx_context as verified_mx_context  # re-exported
 from reference_impl.mta.queue import DeliveryJob, OutcomeKind, RecipientOutcome
 from reference_impl.mta.records import MX_MISMATCH, TlsResultType, TlsSessionRecord
 from reference_impl.mta.stspolicy import (
@@ -88,46 +93,28 @@ class SmtpConnector(Protocol):
 
 HostWalk = Callable[[Route], Iterable[tuple[MxHost, str]]]
 RecordHook = Callable[[TlsSessionRecord], TlsSessionRecord]
+# RFC 8460 section 4.3.4: what a failed connection (refused, timed out) is reported as; None: nothing.
+TransientResult = Callable[[str], TlsResultType | None]
+LocalIp = Callable[["SmtpClient"], str]
 # RFC 8461 section 7.1: the SNI sent to an MX is its host name; a function so mutants can change it.
 SniChoice = Callable[[str], str | None]
 
 
-_TLS_VERSIONS = {
-    "TLSv1": ssl.TLSVersion.TLSv1,
-    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
-}
-MxContextFactory = Callable[[str | None, str], ssl.SSLContext]
+def no_transient_record(detail: str) -> TlsResultType | None:
+    """RFC 8460 section 4.3.4: "Transient errors due to too-busy networks, TCP timeouts, etc.,
+    are not required to be reported" - and the reference does not: no TLS session took place."""
+    return None
 
 
-def _apply_floor(context: ssl.SSLContext, floor: str) -> None:
-    """RFC 8461 section 7.2, RFC 8996: no protocol below ``floor`` (TLS 1.2 by default)."""
-    version = _TLS_VERSIONS.get(floor, ssl.TLSVersion.TLSv1_2)
-    if version < ssl.TLSVersion.TLSv1_2:
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0/1.1 otherwise
-    with warnings.catch_warnings():  # lowering the floor below 1.2 is deprecated, and meant
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = version
+def socket_local_ip(client: SmtpClient) -> str:
+    """RFC 8460 section 4.4 "sending-mta-ip": the local address of the session's socket.
 
-
-def verified_mx_context(ca_file: str | None, floor: str) -> ssl.SSLContext:
-    """The verifying client context for MX hosts: chain to ``ca_file`` (None: the system
-    store), the MX name as a DNS-ID (RFC 8461 section 4.2 and RFC 6125 6.4.4: no CN
-    fallback; a wildcard only as the whole left-most label, OpenSSL's rule), TLS >= floor."""
-    context = ssl.create_default_context(cafile=ca_file)
-    context.hostname_checks_common_name = False
-    _apply_floor(context, floor)
-    return context
-
-
-def unverified_mx_context(floor: str) -> ssl.SSLContext:
-    """Opportunistic TLS without authentication (RFC 7435), still TLS >= floor."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    _apply_floor(context, floor)
-    return context
+    ``AsyncSmtpClient`` has no public accessor for its transport, so it is read defensively
+    here (an unknown client type gives ""); a public ``local_address`` there would be better."""
+    transport = getattr(getattr(client, "_stream", None), "transport", None)
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    sockname = get_extra_info("sockname") if callable(get_extra_info) else None
+    return str(sockname[0]) if isinstance(sockname, tuple) and sockname else ""
 
 
 def walk_all_hosts(route: Route) -> Iterable[tuple[MxHost, str]]:
@@ -164,6 +151,9 @@ class SenderSettings:
     sts_mx_decision: MxDecision = mx_decision
     sts_no_delivery: NoDeliveryDecision = no_delivery_outcome
     tls_floor: str = "TLSv1.2"
+    # RFC 8460 sections 4.3.4 and 4.4 (see the module docstring).
+    transient_result: TransientResult = no_transient_record
+    local_ip: LocalIp = field(default=socket_local_ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +253,16 @@ async def _attempt_address(
         return _Attempt(error="session deadline passed")
 
 
-async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpClient | str:
-    """Connect, check the greeting, EHLO; an error text when this address is unusable."""
+@dataclass(frozen=True, slots=True)
+class _NotOpened:
+    """Why an address gave no usable session; ``connect_failed``: not even a TCP connection."""
+
+    error: str
+    connect_failed: bool = False
+
+
+async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpClient | _NotOpened:
+    """Connect, check the greeting, EHLO; why not when this address is unusable."""
     try:
         client = await settings.connector(
             address,
@@ -273,19 +271,19 @@ async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpCli
             local_hostname=settings.local_hostname,
         )
     except SmtpError as exc:
-        return f"connect failed: {exc}"
+        return _NotOpened(f"connect failed: {exc}", connect_failed=True)
     try:
         if client.greeting.code != 220:
             # RFC 5321 section 3.1: a 554 (or any non-220) greeting: look elsewhere.
             await client.quit()
-            return "greeting " + decide.reply_text(client.greeting.code, client.greeting.lines)
+            return _NotOpened("greeting " + decide.reply_text(client.greeting.code, client.greeting.lines))
         reply = await client.ehlo()
         if reply.code != 250:
             await client.quit()
-            return "EHLO " + decide.reply_text(reply.code, reply.lines)
+            return _NotOpened("EHLO " + decide.reply_text(reply.code, reply.lines))
     except SmtpError as exc:
         await client.close()
-        return f"session failed before MAIL: {exc}"
+        return _NotOpened(f"session failed before MAIL: {exc}")
     except BaseException:
         await client.close()
         raise
@@ -294,8 +292,12 @@ async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpCli
 
 async def _session(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied) -> _Attempt:
     opened = await _open(host, address, settings)
-    if isinstance(opened, str):
-        return _Attempt(error=opened)
+    if isinstance(opened, _NotOpened):
+        result = settings.transient_result(opened.error) if opened.connect_failed else None
+        if result is None:
+            return _Attempt(error=opened.error)  # RFC 8460 section 4.3.4: not reported
+        record = _record(job, host, address, Reply(0), result, settings, sts, reason=opened.error, sending_ip="")
+        return _Attempt(record=record, error=opened.error)
     client = opened
     try:
         try:
@@ -326,6 +328,7 @@ def _record(
     *,
     client: SmtpClient | None = None,
     reason: str | None = None,
+    sending_ip: str,
 ) -> TlsSessionRecord:
     helo_words = greeting.lines[0].split() if greeting.lines else []
     return TlsSessionRecord(
@@ -341,6 +344,7 @@ def _record(
         policy_type=sts.policy_type,
         policy_strings=sts.policy_strings,
         mx_patterns=sts.mx_patterns,
+        sending_ip=sending_ip,
     )
 
 
@@ -351,6 +355,7 @@ async def _secure(
     to continue with (maybe a new one) and the session's TLS record, or a finished attempt."""
     requiretls = decide.requires_tls(job.mail_params)
     greeting = client.greeting
+    local_ip = settings.local_ip(client)  # read now: a failed handshake closes the socket
     # RFC 8461 section 5: under enforce the policy decides; otherwise opportunistic TLS.
     tls_decision = settings.sts_enforcement if sts.mode is Mode.ENFORCE else settings.tls_decision
 
@@ -360,7 +365,9 @@ async def _secure(
     def make_record(
         result: TlsResultType, *, with_client: SmtpClient | None = None, reason: str | None = None
     ) -> TlsSessionRecord:
-        return _record(job, host, address, greeting, result, settings, sts, client=with_client, reason=reason)
+        return _record(
+            job, host, address, greeting, result, settings, sts, client=with_client, reason=reason, sending_ip=local_ip
+        )
 
     if not settings.attempt_starttls or "STARTTLS" not in client.extensions:
         detail = "STARTTLS not offered" if settings.attempt_starttls else "STARTTLS not tried"
@@ -382,7 +389,8 @@ async def _secure(
         else:
             stage, result = TlsStage.HANDSHAKE_FAILED, TlsResultType.VALIDATION_FAILURE
         action = tls_decision(situation(stage, result, exc.reason))
-        return await _after_failed_handshake(job, host, address, settings, sts, action, result, greeting, exc.reason)
+        failure = _HandshakeFailure(action, result, greeting, exc.reason, local_ip)
+        return await _after_failed_handshake(job, host, address, settings, sts, failure)
     if reply.code != 220:
         # RFC 3207 section 4: e.g. 454 "TLS not available due to temporary reason".
         detail = "STARTTLS refused: " + decide.reply_text(reply.code, reply.lines)
@@ -407,25 +415,44 @@ async def _secure(
     return client, session
 
 
+@dataclass(frozen=True, slots=True)
+class _HandshakeFailure:
+    """A failed STARTTLS handshake: what the TLS decision said, and what to record."""
+
+    action: TlsAction
+    result: TlsResultType
+    greeting: Reply
+    reason: str
+    sending_ip: str
+
+
 async def _after_failed_handshake(
-    job: DeliveryJob,
-    host: MxHost,
-    address: str,
-    settings: SenderSettings,
-    sts: StsApplied,
-    action: TlsAction,
-    result: TlsResultType,
-    greeting: Reply,
-    reason: str,
+    job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied, failure: _HandshakeFailure
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """The handshake failed (the client is closed). Reconnect if the decision allows."""
+    action, result = failure.action, failure.result
+
+    def record(client: SmtpClient | None = None) -> TlsSessionRecord:
+        # The session's record keeps the verification failure: it is what TLSRPT reports,
+        # even though the message may now travel over unauthenticated TLS (or none).
+        return _record(
+            job,
+            host,
+            address,
+            failure.greeting,
+            result,
+            settings,
+            sts,
+            client=client,
+            reason=failure.reason,
+            sending_ip=failure.sending_ip,
+        )
+
     if action is TlsAction.NEXT_HOST:
-        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
-        return _Attempt(record=record, error=f"TLS failed ({result.value}: {reason})")
+        return _Attempt(record=record(), error=f"TLS failed ({result.value}: {failure.reason})")
     opened = await _open(host, address, settings)
-    if isinstance(opened, str):
-        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
-        return _Attempt(record=record, error=f"TLS failed, then reconnect: {opened}")
+    if isinstance(opened, _NotOpened):
+        return _Attempt(record=record(), error=f"TLS failed, then reconnect: {opened.error}")
     client = opened
     try:
         if action is TlsAction.RETRY_UNVERIFIED and "STARTTLS" in client.extensions:
@@ -434,17 +461,12 @@ async def _after_failed_handshake(
                 ehlo = await client.ehlo()  # RFC 3207 section 4.2
                 if ehlo.code != 250:
                     raise _Unusable("EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
-        # The session's record keeps the verification failure: it is what TLSRPT reports,
-        # even though the message may now travel over unauthenticated TLS.
-        record = _record(job, host, address, greeting, result, settings, sts, client=client, reason=reason)
-        return client, record
+        return client, record(client)
     except TlsHandshakeFailed as exc:
-        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
-        return _Attempt(record=record, error=f"unverified TLS retry failed: {exc.reason}")
+        return _Attempt(record=record(), error=f"unverified TLS retry failed: {exc.reason}")
     except (_Unusable, SmtpError) as exc:
         await client.close()
-        record = _record(job, host, address, greeting, result, settings, sts, reason=reason)
-        return _Attempt(record=record, error=f"retry after TLS failure: {exc}")
+        return _Attempt(record=record(), error=f"retry after TLS failure: {exc}")
 
 
 class _Unusable(Exception):
