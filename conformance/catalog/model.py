@@ -290,6 +290,7 @@ class ReportPolicy(Check):
     failed: int | None = Field(default=None, ge=0)
     policy_strings_include: tuple[str, ...] = ()
     mx_hosts: tuple[str, ...] | None = None
+    absent: bool = False  # no entry for the domain is as stated (e.g. no no-policy-found entry)
 
 
 class ReportFailure(Check):

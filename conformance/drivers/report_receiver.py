@@ -105,6 +105,41 @@ def _payload(stimulus: PostReport, report: Report) -> tuple[bytes, str]:
     return body, stimulus.content_type or media
 
 
+@dataclass(frozen=True, slots=True)
+class _Padded:
+    """A valid report of ``length`` bytes, made on the fly: its organization-name is padded, so
+    a receiver without a size limit would read it all and accept it (a zero-filled body would
+    be refused for not being JSON, hiding the missing limit)."""
+
+    head: bytes
+    tail: bytes
+    length: int
+
+    @classmethod
+    def of(cls, report: Report, length: int) -> _Padded:
+        data = report.to_json()
+        data["organization-name"] = "\0"
+        text = json.dumps(data).encode()
+        head, _, tail = text.partition(b"\\u0000")
+        return cls(head, tail, max(length, len(head) + len(tail)))
+
+    def chunk(self, offset: int, size: int) -> bytes:
+        end = min(offset + size, self.length)
+        pad_end = self.length - len(self.tail)
+        out = bytearray()
+        for position in range(offset, end):
+            if position < len(self.head):
+                out.append(self.head[position])
+            elif position < pad_end:
+                out.extend(b"a" * (min(end, pad_end) - position))
+                break
+            else:
+                out.append(self.tail[position - pad_end])
+        if len(out) < end - offset:  # the padding ended inside this chunk: the tail follows
+            out.extend(self.tail[max(0, offset + len(out) - pad_end) : end - pad_end])
+        return bytes(out)
+
+
 def _status_class(status: int | None) -> str:
     return "none" if status is None else f"{status // 100}xx"
 
@@ -113,7 +148,7 @@ async def _post(
     endpoint: ReportReceiverEndpoint,
     method: str,
     content_type: str,
-    body: bytes | None,
+    body: bytes | _Padded,
     length: int,
     timeout: float,
 ) -> tuple[int | None, list[str]]:
@@ -147,7 +182,7 @@ async def _post(
         response = asyncio.ensure_future(reader.readline())
         sent = 0
         while sent < length and not response.done():
-            chunk = body[sent : sent + _CHUNK] if body is not None else b"\0" * min(_CHUNK, length - sent)
+            chunk = body[sent : sent + _CHUNK] if isinstance(body, bytes) else body.chunk(sent, _CHUNK)
             writer.write(chunk)
             sent += len(chunk)
             try:
@@ -189,9 +224,10 @@ async def post_report(stimulus: PostReport, stage: Stage, target: Target, deadli
     report = sample_report(stage.domain, stage.names["sender_domain"])
     body, content_type = _payload(stimulus, report)
     length = len(body)
-    stream: bytes | None = body
+    stream: bytes | _Padded = body
     if stimulus.payload == "oversized":
-        length, stream = stimulus.oversize_bytes, None
+        stream = _Padded.of(report, stimulus.oversize_bytes)
+        length, content_type = stream.length, stimulus.content_type or "application/tlsrpt+json"
     timeout = max(0.5, deadline - time.monotonic())
     status, evidence = await _post(endpoint, stimulus.method, content_type, stream, length, timeout)
     outcome = ReceiverOutcome(facts={"status": status, "status_class": _status_class(status)}, evidence=evidence)

@@ -11,6 +11,7 @@ generator) and the checks read what it states about the scenario's domain.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -192,8 +193,10 @@ def _policy_matches(check: ReportPolicy, entry: dict[str, Any], expand: Callable
             return f"policy-string {strings!r} lacks {expand(line)!r}"
     if check.mx_hosts is not None:
         got = policy.get("mx-host")
+        # The string form (Appendix B) is read leniently, as a list of patterns; the validator
+        # flags it (mx-host-string) so that a report-valid check can WARN about it.
         got_set = (
-            {got}
+            set(re.split(r"[\s,]+", got.strip()))
             if isinstance(got, str)
             else {h for h in got if isinstance(h, str)}
             if isinstance(got, list)
@@ -217,10 +220,17 @@ def _judge_policy(
         for entry in report.policies_for(domain):
             miss = _policy_matches(check, entry, expand)
             if miss is None:
+                shown = json.dumps(entry, sort_keys=True)[:400]
+                if check.absent:
+                    return Decision(False, f"the report has a policy entry for {domain} as stated", (shown,))
                 return Decision(True, f"policy entry for {domain} as expected ({report.describe()})")
             misses.append(miss)
     if not final:
         return None
+    if check.absent:
+        if not any(r.policies_for(domain) for r in reports):
+            return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
+        return Decision(True, f"no policy entry for {domain} as stated")
     if not misses:
         return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
     return Decision(False, misses[0], tuple(misses[:10]))
