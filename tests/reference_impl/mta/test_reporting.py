@@ -121,7 +121,9 @@ class Harness:
 @pytest.fixture(scope="module")
 def key_pem() -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture
@@ -287,7 +289,9 @@ async def test_records_that_are_missing_doubled_or_broken_mean_no_report(harness
     }
     stages = {}
     for name, records in cases.items():
-        spec = WorldSpec(mx=(MxHost(name="mx1.{domain}"),), dns=DnsSpec(records=records), report_endpoints=(ReportEndpoint(),))
+        spec = WorldSpec(
+            mx=(MxHost(name="mx1.{domain}"),), dns=DnsSpec(records=records), report_endpoints=(ReportEndpoint(),)
+        )
         stages[name] = await harness.stage(spec, f"tlsrpt/{name}")
     mta = await harness.mta()
     for stage in stages.values():
