@@ -101,7 +101,8 @@ async def run_scenario(
     timeout_s = min(scenario.timeout_s, timeout_cap_s) if timeout_cap_s else scenario.timeout_s
     # Staging, injection and restaging take time in every phase, more so on a loaded machine.
     grace_s = min(_GRACE_S, timeout_s) * (1 + len(scenario.then))
-    total_s = timeout_s * (1 + len(scenario.then)) + sum(p.wait_s for p in scenario.then)
+    steps = 1 + len(scenario.then) + 2 * scenario.report_phases
+    total_s = timeout_s * steps + sum(p.wait_s for p in scenario.then)
     try:
         async with asyncio.timeout(total_s + grace_s):
             spec = target.deployment(scenario.world) if scenario.role is Role.POLICY_DOMAIN else scenario.world

@@ -372,8 +372,16 @@ class Scenario(Spec):
     then: tuple[Phase, ...] = ()  # later phases (sending-mta role only)
 
     @property
+    def report_phases(self) -> int:
+        """How many phases end with a report step (RFC 8460 checks): each may wait for the SUT
+        to settle and then for its reports, a timeout each."""
+        phases = [self.expect, *(p.expect for p in self.then)]
+        return sum(1 for expect in phases if any(isinstance(c, REPORT_CHECK_TYPES) for c in expect))
+
+    @property
     def total_timeout_s(self) -> float:
-        return self.timeout_s * (1 + len(self.then)) + sum(p.wait_s for p in self.then)
+        phases = 1 + len(self.then) + 2 * self.report_phases
+        return self.timeout_s * phases + sum(p.wait_s for p in self.then)
 
     @model_validator(mode="before")
     @classmethod

@@ -65,7 +65,7 @@ _DESCRIPTIONS: dict[str, str] = {
 def _registry() -> dict[str, Variant]:
     variants = [Variant(name=v.name, description=_DESCRIPTIONS[v.name], mta=v) for v in mta.ALL_MUTANTS]
     variants += [
-        Variant(name=v.name, description=f"{mta.TLSRPT_DESCRIPTIONS[v.name]} (RFC 8460)", mta=v)
+        Variant(name=v.name, description=mta.TLSRPT_DESCRIPTIONS[v.name], mta=v)
         for v in mta.TLSRPT_MUTANTS
         # The world stages ASCII domains only, so no scenario can see U-labels (RFC 8460 4.4) yet.
         if v.name != "tlsrpt-ulabel-domain"

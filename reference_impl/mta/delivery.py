@@ -9,7 +9,9 @@ Implements:
 - RFC 5321 section 4.2.1 (reply classes: 2yz done, 4yz transient, 5yz permanent);
 - RFC 3461 sections 5.2.1 and 5.2.2 (DSN parameters are relayed only to a server that
   advertises DSN), RFC 6152 (BODY=8BITMIME), RFC 6531 (SMTPUTF8), RFC 1870 (SIZE);
-- RFC 8689 section 4.2.1 (a REQUIRETLS message never leaves in the clear or unverified).
+- RFC 8689 section 4.2.1 (a REQUIRETLS message never leaves in the clear or unverified);
+- RFC 8460 section 3 (TLSRPT report mail is delivered despite any TLS failure) as
+  :func:`report_mail_tls`, the decision the MTA uses for jobs flagged as report mail.
 
 MTA-STS enforcement (RFC 8461 sections 4, 5, 7.2) lives in :mod:`reference_impl.mta.stspolicy`:
 the sender asks :func:`opportunistic_tls` when no policy is enforced and the enforcement

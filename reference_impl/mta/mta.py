@@ -73,7 +73,7 @@ from reference_impl.mtasts.cache import PolicyCache
 from reference_impl.mtasts.fetch import address_resolver, txt_lookup
 from reference_impl.smtp.aio_client import AsyncSmtpClient
 from reference_impl.smtp.client import SmtpClientConnection
-from reference_impl.tlsrpt.outbox import Outbox, OutboxEntry
+from reference_impl.tlsrpt.outbox import Outbox, OutboxEntry, PostState
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +286,18 @@ class ReferenceMta:
         self.kick()  # report mail was queued, or a retry became due
         return outcomes
 
-    def report_submissions(self, policy_domain: str | None = None) -> list[OutboxEntry]:
-        """The HTTPS report submissions in the outbox (all, or one Policy Domain's, A-labels)."""
+    def report_submissions(self, policy_domain: str | None = None, *, settled: bool = False) -> list[OutboxEntry]:
+        """The HTTPS report submissions still to be made (pending a retry, or in flight), of
+        every Policy Domain or one (A-labels); with ``settled`` also those that are over
+        (delivered, given up, superseded)."""
         if self._reports is None:
             return []
-        entries = self._reports.outbox.entries()
-        return [e for e in entries if policy_domain is None or e.policy_domain == policy_domain]
+        unsettled = (PostState.PENDING, PostState.INFLIGHT)
+        return [
+            e
+            for e in self._reports.outbox.entries()
+            if (policy_domain is None or e.policy_domain == policy_domain) and (settled or e.state in unsettled)
+        ]
 
     def _enqueue_report_mail(self, sender: str, recipient: str, data: bytes, params: tuple[str, ...]) -> int:
         # RFC 8460 section 3: a report about a failed report helps no one, so no DSN is asked for.
@@ -330,8 +336,7 @@ class ReferenceMta:
             if remaining <= 0:
                 return False
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
+            await _wait_event(self._changed, min(remaining, 0.25))
         return True
 
     # -- the runner ------------------------------------------------------------------------
@@ -414,8 +419,7 @@ class ReferenceMta:
         if wait <= 0:
             await asyncio.sleep(0)
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait)
+        await _wait_event(self._wake, wait)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._jobs.discard(task)
@@ -463,6 +467,15 @@ class ReferenceMta:
             return NO_POLICY, ()
         applied, records = await self._sts.apply(domain)
         return applied, tuple(self.variant.record_hook(r) for r in records)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait for ``event`` at most ``timeout`` seconds. Not ``asyncio.wait_for``: on Python 3.11 it
+    swallows a cancellation that arrives as the event fires (a kick just before ``stop()``), and
+    the runner would then never stop."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 def _connector(factory: Callable[[], SmtpClientConnection]) -> SmtpConnector:

@@ -11,7 +11,8 @@ policy records with no session: an MX host that does not match the policy's ``mx
 (``sts-policy-fetch-error``, ``sts-policy-invalid``, ``sts-webpki-invalid``; ``mx_host`` and
 ``ip`` empty). Every record carries what RFC 8460 section 4.4 "policies" needs: the policy
 type (``sts`` or ``no-policy-found``), the policy string (the policy's lines) and the ``mx``
-patterns.
+patterns, and the sending side of a session: the local address of its outbound socket
+(``sending-mta-ip``; empty for a record without a session).
 
 Records are kept in their own SQLite file so the report generator can read them while the
 queue is busy.

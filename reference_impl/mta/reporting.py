@@ -16,7 +16,8 @@
      and posted at once; a failure is retried with exponential backoff for 24 hours after the
      first attempt (section 5.5) by the MTA's runner (:meth:`ReportAgent.claim_due`,
      :meth:`ReportAgent.attempt`). Once one URI of a report took it, the others stop
-     (section 3: delivered "until one of the endpoints accepts delivery of the report").
+     (section 3: delivered "until one of the endpoints accepts delivery of the report"), and a
+     regenerated report of the same day and domain stops the retries of the older one.
    * ``mailto:`` (sections 3, 5.3): a DKIM-signed ``multipart/report`` message is put into the
      MTA's own durable queue, flagged as a report: its sessions are delivered despite any TLS
      failure and are not recorded for the next report (the MTA obeys the flag). Without a
@@ -45,7 +46,15 @@ from reference_impl.mta.errors import MtaConfigError, MtaError
 from reference_impl.mta.records import TlsRecordStore, TlsSessionRecord
 from reference_impl.mta.tlsrpt_parts import TlsRptParts
 from reference_impl.mtasts.fetch import Resolve, TxtLookup
-from reference_impl.tlsrpt.aggregate import Reporter, a_label, build_report, new_report_id, policy_domains, report_token
+from reference_impl.tlsrpt.aggregate import (
+    Reporter,
+    a_label,
+    build_report,
+    new_report_id,
+    policy_domains,
+    report_id_prefix,
+    report_token,
+)
 from reference_impl.tlsrpt.compose import DkimSigner, document_bytes, gzip_bytes, report_mail, submitter_of
 from reference_impl.tlsrpt.errors import TlsRptError
 from reference_impl.tlsrpt.model import Report
@@ -138,6 +147,16 @@ class ReportOutcome:
     def report_id(self) -> str | None:
         return self.report.report_id if self.report is not None else None
 
+    def __str__(self) -> str:
+        """One line of evidence: ``d.test: found, report <id>: uri delivered; uri queued-as-mail``."""
+        head = f"{self.policy_domain}: {self.record.value}"
+        if self.report is None:
+            return f"{head} ({self.detail})" if self.detail else head
+        deliveries = "; ".join(
+            f"{d.uri} {d.status.value}" + (f" ({d.detail})" if d.detail else "") for d in self.deliveries
+        )
+        return f"{head}, report <{self.report.report_id}>: {deliveries or 'no usable rua URI'}"
+
 
 def next_daily_run(now: float, delay_s: float) -> tuple[float, date]:
     """The next daily run after ``now``: ``delay_s`` after a UTC midnight, and the day it
@@ -225,6 +244,8 @@ class ReportAgent:
         built = build_report(records, policy_domain=domain, window=window, reporter=reporter, report_id=report_id)
         if built is None:  # cannot happen: the domain was found in these records
             return ReportOutcome(domain, status, detail="no records")
+        # The regenerated report of a day replaces what is still waiting of an earlier one.
+        self.outbox.supersede(domain, report_id_prefix(day, domain), self._clock.now())
         report = self.parts.report_hook(built)
         document = document_bytes(self.parts.json_hook(report.to_json()))
         uris = self.parts.rua_choice(rua)

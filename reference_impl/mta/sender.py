@@ -296,7 +296,7 @@ async def _session(job: DeliveryJob, host: MxHost, address: str, settings: Sende
         result = settings.transient_result(opened.error) if opened.connect_failed else None
         if result is None:
             return _Attempt(error=opened.error)  # RFC 8460 section 4.3.4: not reported
-        record = _record(job, host, address, Reply(0), result, settings, sts, reason=opened.error, sending_ip="")
+        record = _record(job, host, address, None, result, settings, sts, reason=opened.error, sending_ip="")
         return _Attempt(record=record, error=opened.error)
     client = opened
     try:
@@ -321,7 +321,7 @@ def _record(
     job: DeliveryJob,
     host: MxHost,
     address: str,
-    greeting: Reply,
+    greeting: Reply | None,  # None: no greeting came (the connection failed)
     result: TlsResultType,
     settings: SenderSettings,
     sts: StsApplied,
@@ -330,7 +330,7 @@ def _record(
     reason: str | None = None,
     sending_ip: str,
 ) -> TlsSessionRecord:
-    helo_words = greeting.lines[0].split() if greeting.lines else []
+    helo_words = greeting.lines[0].split() if greeting is not None and greeting.lines else []
     return TlsSessionRecord(
         policy_domain=job.domain,
         mx_host=host.name,

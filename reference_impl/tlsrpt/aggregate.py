@@ -48,6 +48,7 @@ __all__ = [
     "in_window",
     "new_report_id",
     "policy_domains",
+    "report_id_prefix",
     "report_token",
 ]
 
@@ -130,10 +131,15 @@ def report_token() -> str:
     return secrets.token_hex(8)
 
 
+def report_id_prefix(day: date, policy_domain: str) -> str:
+    """What every report-id of ``day`` and ``policy_domain`` starts with."""
+    return f"{day.isoformat()}.{policy_domain}."
+
+
 def new_report_id(day: date, policy_domain: str, reporting_domain: str, token: str) -> str:
     """``<day>.<policy-domain>.<token>@<reporting-domain>``: unique per report, and an
     ``id-left "@" id-right`` as the Subject's ``Report-ID: <...>`` wants (section 5.3)."""
-    return f"{day.isoformat()}.{policy_domain}.{token}@{reporting_domain}"
+    return f"{report_id_prefix(day, policy_domain)}{token}@{reporting_domain}"
 
 
 _DetailKey = tuple[str, str, str, str, str, str]  # result, mx host, receiving ip, helo, reason, sending ip

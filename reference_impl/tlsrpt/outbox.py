@@ -208,6 +208,24 @@ class Outbox(SqliteStore):
             )
             return state
 
+    def supersede(self, policy_domain: str, report_id_prefix: str, now: float) -> int:
+        """Stop the pending entries of ``policy_domain``'s older reports whose id starts with
+        ``report_id_prefix`` (a regenerated report of the same day replaces them); how many."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE posts SET state = ?, updated_at = ? WHERE state = ? AND policy_domain = ?"
+                " AND substr(report_id, 1, ?) = ?",
+                (
+                    PostState.SUPERSEDED.value,
+                    now,
+                    PostState.PENDING.value,
+                    policy_domain,
+                    len(report_id_prefix),
+                    report_id_prefix,
+                ),
+            )
+            return cursor.rowcount
+
     def report_delivered(self, report_id: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM posts WHERE report_id = ? AND state = ? LIMIT 1", (report_id, PostState.DELIVERED.value)

@@ -48,8 +48,18 @@ def test_run_writes_the_three_files(tmp_path: Path) -> None:
 
 
 def test_run_against_a_mutant_exits_1(tmp_path: Path) -> None:
-    status = main(["run", "-q", "--target", "mutant:keeps-pipelined-plaintext",
-                   "--select", "smtp/receive/starttls-injection-discarded", "--report", str(tmp_path)])
+    status = main(
+        [
+            "run",
+            "-q",
+            "--target",
+            "mutant:keeps-pipelined-plaintext",
+            "--select",
+            "smtp/receive/starttls-injection-discarded",
+            "--report",
+            str(tmp_path),
+        ]
+    )
     assert status == 1
     document = json.loads((tmp_path / "results.json").read_text())
     assert [r["verdict"] for r in document["results"]] == ["FAIL"]
@@ -65,8 +75,9 @@ def test_run_against_a_mutant_exits_1(tmp_path: Path) -> None:
         ["frobnicate"],
     ],
 )
-def test_bad_usage_exits_2_and_writes_nothing(argv: list[str], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_usage_exits_2_and_writes_nothing(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = tmp_path / "report"
     assert main([*argv, "--report", str(report)] if argv[0] == "run" else argv) == 2
     assert "mailtls: error:" in capsys.readouterr().err
@@ -77,7 +88,7 @@ def test_a_malformed_scenario_names_file_line_and_field(tmp_path: Path, capsys: 
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "bad.yaml").write_text(
-        "scenarios:\n  - id: x/y\n    title: \"A broken one\"\n"
+        'scenarios:\n  - id: x/y\n    title: "A broken one"\n'
         "    requirements: [rfc3207-6-server-opportunistic-option]\n"
         "    role: receiving-mta\n    stimulus: {kind: probe, probe: ehlo}\n    expect: []\n    mutants: [x]\n",
         encoding="utf-8",
@@ -98,8 +109,18 @@ def test_a_malformed_target_file_names_its_line(tmp_path: Path, capsys: pytest.C
 
 def test_run_on_a_given_network(tmp_path: Path) -> None:
     """--network binds the world to the user's addresses (a loopback /24 here)."""
-    status = main(["run", "-q", "--network", "127.77.6.0/24", "--select", "smtp/send/prefers-lowest-mx",
-                   "--report", str(tmp_path)])
+    status = main(
+        [
+            "run",
+            "-q",
+            "--network",
+            "127.77.6.0/24",
+            "--select",
+            "smtp/send/prefers-lowest-mx",
+            "--report",
+            str(tmp_path),
+        ]
+    )
     assert status == 0
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["run"]["world"].startswith("127.77.6.0/24 dns=127.77.6.1:")

@@ -31,8 +31,8 @@ roles = ["sending-mta"]
 [sending]
 submission = "127.0.0.1:{port}"
 [lifecycle]
-start = ["{{python}}", "{scripts / 'start.py'}", "127.0.0.1:{port}"]
-stop = ["{{python}}", "{scripts / 'stop.py'}"]
+start = ["{{python}}", "{scripts / "start.py"}", "127.0.0.1:{port}"]
+stop = ["{{python}}", "{scripts / "stop.py"}"]
 """,
         encoding="utf-8",
     )
@@ -71,8 +71,20 @@ INJECTION = "smtp/receive/starttls-injection-discarded"
 
 
 def run_mutant(tmp_path: Path, expected: Path) -> int:
-    return main(["run", "-q", "--target", "mutant:keeps-pipelined-plaintext", "--select", "smtp/receive/*",
-                 "--expect", str(expected), "--report", str(tmp_path / "r")])
+    return main(
+        [
+            "run",
+            "-q",
+            "--target",
+            "mutant:keeps-pipelined-plaintext",
+            "--select",
+            "smtp/receive/*",
+            "--expect",
+            str(expected),
+            "--report",
+            str(tmp_path / "r"),
+        ]
+    )
 
 
 def test_a_known_deviation_does_not_fail_the_run(tmp_path: Path) -> None:
@@ -100,8 +112,9 @@ def test_an_unlisted_failure_fails_the_run(tmp_path: Path) -> None:
         (f'  - {{id: {INJECTION}, verdict: BROKEN, reason: "whatever"}}\n', 3, "verdict"),
     ],
 )
-def test_a_malformed_expectations_file_names_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                      body: str, line: int, message: str) -> None:
+def test_a_malformed_expectations_file_names_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, line: int, message: str
+) -> None:
     expected = expect_file(tmp_path, body)
     assert run_mutant(tmp_path, expected) == 2
     err = capsys.readouterr().err
@@ -112,12 +125,25 @@ def test_not_claimed_na_need_not_be_listed(tmp_path: Path) -> None:
     """N/A because the target file does not play a role is a fact about the target, not a deviation."""
     port = free_port()
     target = tmp_path / "target.toml"
-    target.write_text(f'name = "t"\nroles = ["sending-mta"]\n[sending]\nsubmission = "127.0.0.1:{port}"\n',
-                      encoding="utf-8")
+    target.write_text(
+        f'name = "t"\nroles = ["sending-mta"]\n[sending]\nsubmission = "127.0.0.1:{port}"\n', encoding="utf-8"
+    )
     expected = tmp_path / "expected.yaml"
     expected.write_text("target: t\nexpectations: []\n", encoding="utf-8")
-    status = main(["run", "-q", "--target", str(target), "--select", "smtp/receive/*", "--expect", str(expected),
-                   "--report", str(tmp_path / "r")])
+    status = main(
+        [
+            "run",
+            "-q",
+            "--target",
+            str(target),
+            "--select",
+            "smtp/receive/*",
+            "--expect",
+            str(expected),
+            "--report",
+            str(tmp_path / "r"),
+        ]
+    )
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     assert {r["verdict"] for r in document["results"]} == {"N/A"}
     assert status == 0

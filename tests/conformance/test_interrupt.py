@@ -30,8 +30,16 @@ async def test_sigint_writes_the_decided_results(tmp_path: Path) -> None:
     )
     report = tmp_path / "report"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "conformance.cli", "run", "--target", str(target), "--report", str(report),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "conformance.cli",
+        "run",
+        "--target",
+        str(target),
+        "--report",
+        str(report),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -56,8 +64,14 @@ async def test_sigint_writes_the_decided_results(tmp_path: Path) -> None:
 
 async def test_world_command_prints_the_sut_configuration() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "conformance.cli", "world", "--seconds", "0.2",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "conformance.cli",
+        "world",
+        "--seconds",
+        "0.2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()

@@ -55,7 +55,10 @@ def test_each_phase_sees_only_its_own_traffic(tmp_path: Path) -> None:
             finally:
                 await target.stop()
         assert [o.check for o in result.outcomes] == [
-            "phase 1: delivered", "phase 1: queried", "phase 2: delivered", "phase 2: not-fetched",
+            "phase 1: delivered",
+            "phase 1: queried",
+            "phase 2: delivered",
+            "phase 2: not-fetched",
         ], result
         assert "--- phase 2: MX now names mx2" in result.evidence
         return result.verdict

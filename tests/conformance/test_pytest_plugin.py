@@ -9,8 +9,11 @@ pytest_plugins = ["pytester"]
 
 def test_scenarios_become_items(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        "--mailtls-target", "reference",
-        "--mailtls-select", "smtp/receive/*", "-v",
+        "--mailtls-target",
+        "reference",
+        "--mailtls-select",
+        "smtp/receive/*",
+        "-v",
     )
     result.assert_outcomes(passed=7)
     result.stdout.fnmatch_lines(["mailtls: target=reference*", "*smtp/receive/starttls-offered PASSED*"])
@@ -18,8 +21,10 @@ def test_scenarios_become_items(pytester: pytest.Pytester) -> None:
 
 def test_a_mutant_fails_its_item(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        "--mailtls-target", "mutant:keeps-pipelined-plaintext",
-        "--mailtls-select", "smtp/receive/starttls-injection-discarded",
+        "--mailtls-target",
+        "mutant:keeps-pipelined-plaintext",
+        "--mailtls-select",
+        "smtp/receive/starttls-injection-discarded",
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAIL: smtp/receive/starttls-injection-discarded*"])

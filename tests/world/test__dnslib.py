@@ -139,26 +139,20 @@ def test_build_response_each_type(rdata: Rdata, text: str) -> None:
 @pytest.mark.parametrize("rcode", list(Rcode))
 def test_rcodes(rcode: Rcode) -> None:
     query = wire.parse_query(make_query("example.test"))
-    msg = dns.message.from_wire(
-        wire.build_response(query, rcode=rcode, aa=False, ra=False, ad=False)
-    )
+    msg = dns.message.from_wire(wire.build_response(query, rcode=rcode, aa=False, ra=False, ad=False))
     assert dns.rcode.to_text(msg.rcode()) == rcode.value
 
 
 def test_truncation_and_edns() -> None:
     big = Record("x.test", "TXT", 60, TxtData((b"a" * 255,) * 8))
     plain = wire.parse_query(make_query("x.test", "TXT"))
-    packed = wire.build_response(
-        plain, rcode=Rcode.NOERROR, aa=True, ra=False, ad=False, answers=[big], limit=512
-    )
+    packed = wire.build_response(plain, rcode=Rcode.NOERROR, aa=True, ra=False, ad=False, answers=[big], limit=512)
     msg = dns.message.from_wire(packed)
     assert msg.flags & dns.flags.TC
     assert msg.answer == []
     edns = wire.parse_query(make_query("x.test", "TXT", use_edns=0, payload=4096))
     msg = dns.message.from_wire(
-        wire.build_response(
-            edns, rcode=Rcode.NOERROR, aa=True, ra=False, ad=False, answers=[big], limit=4096
-        )
+        wire.build_response(edns, rcode=Rcode.NOERROR, aa=True, ra=False, ad=False, answers=[big], limit=4096)
     )
     assert not msg.flags & dns.flags.TC
     assert msg.edns == 0
@@ -170,9 +164,7 @@ def test_txt_wire_round_trip(strings: list[bytes]) -> None:
     query = wire.parse_query(make_query("t.test", "TXT"))
     record = Record("t.test", "TXT", 1, TxtData(tuple(strings)))
     msg = dns.message.from_wire(
-        wire.build_response(
-            query, rcode=Rcode.NOERROR, aa=True, ra=False, ad=False, answers=[record]
-        )
+        wire.build_response(query, rcode=Rcode.NOERROR, aa=True, ra=False, ad=False, answers=[record])
     )
     assert list(msg.answer[0][0].strings) == strings
 
@@ -193,7 +185,6 @@ def test_only_the_shim_imports_dnslib() -> None:
         str(path.relative_to(root))
         for package in ("conformance", "reference_impl")
         for path in (root / package).rglob("*.py")
-        if path.name != "_dnslib.py"
-        and re.search(r"^\s*(import|from)\s+dnslib\b", path.read_text(), re.MULTILINE)
+        if path.name != "_dnslib.py" and re.search(r"^\s*(import|from)\s+dnslib\b", path.read_text(), re.MULTILINE)
     ]
     assert offenders == []

@@ -141,9 +141,7 @@ def root_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
         (CertProfile.XMPP_ADDR, {"xmpp_addrs": ("example.test",)}),
     ],
 )
-def test_good_profiles_pass_strict_client(
-    ca: WorldCA, profile: CertProfile, extra: dict[str, tuple[str, ...]]
-) -> None:
+def test_good_profiles_pass_strict_client(ca: WorldCA, profile: CertProfile, extra: dict[str, tuple[str, ...]]) -> None:
     spec = CertSpec(profile=profile, **extra)
     outcome = handshake(ca.server_context(HOST, spec), ca.client_context(), HOST)
     assert outcome.client_error is None
@@ -163,9 +161,7 @@ def test_good_profiles_pass_strict_client(
     ],
 )
 def test_bad_profiles_fail_verification(ca: WorldCA, profile: CertProfile, code: int) -> None:
-    outcome = handshake(
-        ca.server_context(HOST, CertSpec(profile=profile)), ca.client_context(), HOST
-    )
+    outcome = handshake(ca.server_context(HOST, CertSpec(profile=profile)), ca.client_context(), HOST)
     assert isinstance(outcome.client_error, ssl.SSLCertVerificationError)
     assert outcome.client_error.verify_code == code
     assert outcome.version is None
@@ -414,8 +410,6 @@ def test_fresh_ca_writes_bundle(tmp_path: Path) -> None:
     assert fresh_ca.trust_bundle_path().read_bytes() == fresh_ca.trusted_root_pem
 
 
-@pytest.mark.parametrize(
-    ("size", "header"), [(127, b"\x0c\x7f"), (128, b"\x0c\x81\x80"), (300, b"\x0c\x82\x01\x2c")]
-)
+@pytest.mark.parametrize(("size", "header"), [(127, b"\x0c\x7f"), (128, b"\x0c\x81\x80"), (300, b"\x0c\x82\x01\x2c")])
 def test_der_length_forms(size: int, header: bytes) -> None:
     assert der_utf8string("x" * size) == header + b"x" * size

@@ -159,9 +159,7 @@ async def test_nxdomain_vs_nodata(server: WorldDns, transport: Transport) -> Non
 
 
 @BOTH
-async def test_out_of_zone_refused_and_logged(
-    server: WorldDns, sinks: Sinks, transport: Transport
-) -> None:
+async def test_out_of_zone_refused_and_logged(server: WorldDns, sinks: Sinks, transport: Transport) -> None:
     msg = await ask(server, "www.example.com", "A", transport)
     assert msg.rcode() == dns.rcode.REFUSED
     assert not msg.flags & dns.flags.AA
@@ -236,9 +234,7 @@ async def test_remove_zone(server: WorldDns) -> None:
 
 async def test_add_zone_errors(server: WorldDns, sinks: Sinks) -> None:
     with pytest.raises(DnsSpecError, match="IPv4"):
-        server.add_zone(
-            "bad.test", DnsSpec(records=(rec("x.bad.test", "A", "nope"),)), sinks.zone.append
-        )
+        server.add_zone("bad.test", DnsSpec(records=(rec("x.bad.test", "A", "nope"),)), sinks.zone.append)
     with pytest.raises(DnsZoneError):
         server.add_zone("example.test", DnsSpec(), sinks.zone.append)
     # A failed add leaves nothing behind.
@@ -341,9 +337,7 @@ async def test_garbage_datagrams(server: WorldDns, sinks: Sinks) -> None:
         dns.message.make_response(dns.message.make_query("a.test", "A")).to_wire(),
     ]
     # Junk gets no answer, so the first datagram back answers the truncated query.
-    reply = await asyncio.to_thread(
-        udp_send_all_receive_one, server.address[1], [*junk, query[:-3]]
-    )
+    reply = await asyncio.to_thread(udp_send_all_receive_one, server.address[1], [*junk, query[:-3]])
     msg = dns.message.from_wire(reply)
     assert (msg.id, msg.rcode()) == (int.from_bytes(query[:2], "big"), dns.rcode.FORMERR)
     assert [q.rcode for q in sinks.queries(sinks.unrouted)] == ["FORMERR"]

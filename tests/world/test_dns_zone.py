@@ -148,9 +148,7 @@ def test_txt_split_round_trip(strings: list[str]) -> None:
     st.from_regex(r"\A[a-z0-9]{1,10}(\.[a-z0-9_]{1,10}){0,3}\Z"),
 )
 def test_srv_and_mx_round_trip(prio: int, weight: int, port: int, target: str) -> None:
-    assert parse_rdata("SRV", f"{prio} {weight} {port} {target}.") == SrvData(
-        prio, weight, port, target
-    )
+    assert parse_rdata("SRV", f"{prio} {weight} {port} {target}.") == SrvData(prio, weight, port, target)
     assert parse_rdata("MX", f"{prio} {target}") == MxData(prio, target)
 
 

@@ -130,10 +130,7 @@ async def test_declared_length_over_the_limit_is_refused_before_100_continue() -
     async with pair(read_all) as p:
         reader, writer = await p.connect()
         try:
-            writer.write(
-                b"POST /r HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n"
-                b"Expect: 100-continue\r\n\r\n"
-            )
+            writer.write(b"POST /r HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\nExpect: 100-continue\r\n\r\n")
             data = await read_to_eof(reader)
         finally:
             await close(writer)
@@ -145,9 +142,7 @@ async def test_expect_100_continue_is_answered() -> None:
     async with pair(read_all) as p:
         reader, writer = await p.connect()
         try:
-            writer.write(
-                b"POST /r HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
-            )
+            writer.write(b"POST /r HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
             async with asyncio.timeout(LONG):
                 interim = await reader.readuntil(b"\r\n\r\n")
             writer.write(b"hi")
@@ -201,9 +196,7 @@ async def test_deadline_gives_request_timed_out() -> None:
     assert outcome.status == 408
 
 
-@pytest.mark.parametrize(
-    ("status", "has_length"), [(204, False), (304, True), (200, True), (101, False)]
-)
+@pytest.mark.parametrize(("status", "has_length"), [(204, False), (304, True), (200, True), (101, False)])
 async def test_content_length_framing_by_status(status: int, has_length: bool) -> None:
     async def script(exchange: Exchange) -> object:
         await exchange.read_head(deadline())

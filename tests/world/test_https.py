@@ -58,9 +58,7 @@ def context_factory(ca: trustme.CA) -> ContextFactory:
 
 async def start(ca: trustme.CA, *, request_timeout_s: float = 5.0) -> Harness:
     unrouted = ObservationLog()
-    https = WorldHttps(
-        context_factory(ca), unrouted_sink=unrouted.add, request_timeout_s=request_timeout_s
-    )
+    https = WorldHttps(context_factory(ca), unrouted_sink=unrouted.add, request_timeout_s=request_timeout_s)
     await https.start("127.0.0.1", 0)
     return Harness(https, ca, unrouted)
 
@@ -336,9 +334,7 @@ async def test_head_announces_the_length_without_a_body(world: Harness) -> None:
 
 async def test_redirect_is_a_301_with_location(world: Harness) -> None:
     log = ObservationLog()
-    spec = policy_host(
-        "mta-sts.a.test", fault="redirect", redirect_to="https://mta-sts.b.test/x", status=200
-    )
+    spec = policy_host("mta-sts.a.test", fault="redirect", redirect_to="https://mta-sts.b.test/x", status=200)
     world.https.add_policy_host(spec, log.add)
     got = await fetch(world, "mta-sts.a.test", get("mta-sts.a.test"))
     assert got.status == 301
@@ -348,9 +344,7 @@ async def test_redirect_is_a_301_with_location(world: Harness) -> None:
 
 
 async def test_missing_content_type_and_extra_headers(world: Harness) -> None:
-    spec = policy_host(
-        "mta-sts.a.test", content_type=None, extra_headers=[["Cache-Control", "max-age=60"]]
-    )
+    spec = policy_host("mta-sts.a.test", content_type=None, extra_headers=[["Cache-Control", "max-age=60"]])
     world.https.add_policy_host(spec, ObservationLog().add)
     got = await fetch(world, "mta-sts.a.test", get("mta-sts.a.test"))
     assert got.status == 200
@@ -427,9 +421,7 @@ async def test_report_post_is_recorded_with_type_and_body(world: Harness) -> Non
     log = ObservationLog()
     world.https.add_report_endpoint("tlsrpt.a.test", "/v1/tlsrpt", log.add, status=201)
     body = b"\x1f\x8b\x08\x00compressed-report"
-    got = await fetch(
-        world, "tlsrpt.a.test", post("tlsrpt.a.test", "/v1/tlsrpt", body, "application/tlsrpt+gzip")
-    )
+    got = await fetch(world, "tlsrpt.a.test", post("tlsrpt.a.test", "/v1/tlsrpt", body, "application/tlsrpt+gzip"))
     assert got.status == 201
     [report] = log.of(ReportPost)
     assert (report.path, report.content_type, report.body, report.sni) == (
@@ -459,8 +451,7 @@ async def test_report_endpoint_rejects_other_methods_paths_and_oversize(world: H
     too_big = await fetch(
         world,
         "tlsrpt.a.test",
-        get("tlsrpt.a.test", "/r", "POST", f"Content-Length: {REPORT_BODY_LIMIT + 1}\r\n")
-        + b"x" * 1000,
+        get("tlsrpt.a.test", "/r", "POST", f"Content-Length: {REPORT_BODY_LIMIT + 1}\r\n") + b"x" * 1000,
     )
     assert (wrong_method.status, wrong_method.headers["allow"]) == (405, "POST")
     assert wrong_path.status == 404
@@ -474,9 +465,7 @@ async def test_report_endpoint_and_policy_share_a_host(world: Harness) -> None:
     world.https.add_report_endpoint("mta-sts.a.test", "/r", log.add)
     world.https.add_policy_host(policy_host("mta-sts.a.test"), log.add)
     assert (await fetch(world, "mta-sts.a.test", get("mta-sts.a.test"))).status == 200
-    assert (
-        await fetch(world, "mta-sts.a.test", post("mta-sts.a.test", "/r", b"1", None))
-    ).status == 200
+    assert (await fetch(world, "mta-sts.a.test", post("mta-sts.a.test", "/r", b"1", None))).status == 200
     assert len(log.of(ReportPost)) == 1
 
 
@@ -492,9 +481,7 @@ async def test_garbage_request_gets_400(world: Harness) -> None:
 
 
 async def test_oversized_headers_get_431(world: Harness) -> None:
-    got = await fetch(
-        world, "x.test", get("x.test", extra=f"X-Big: {'a' * 20000}\r\n"), check_name=False
-    )
+    got = await fetch(world, "x.test", get("x.test", extra=f"X-Big: {'a' * 20000}\r\n"), check_name=False)
     assert got.status == 431
 
 
@@ -507,9 +494,7 @@ async def test_plaintext_client_fails_the_handshake(world: Harness) -> None:
     finally:
         await close(writer)
     assert not data.startswith(b"HTTP/")
-    found = await world.unrouted.wait_for(
-        lambda lg: lg.of(TlsHandshake) or None, time.monotonic() + 3
-    )
+    found = await world.unrouted.wait_for(lambda lg: lg.of(TlsHandshake) or None, time.monotonic() + 3)
     assert found is not None
     assert found[0].ok is False
 
@@ -573,9 +558,7 @@ async def test_staging_errors(world: Harness) -> None:
     with pytest.raises(HttpsStagingError):
         world.https.add_policy_host(policy_host("mta-sts.{domain}"), sink)
     with pytest.raises(HttpsStagingError):
-        world.https.add_policy_host(
-            policy_host("b.test", extra_headers=[["Content-Length", "1"]]), sink
-        )
+        world.https.add_policy_host(policy_host("b.test", extra_headers=[["Content-Length", "1"]]), sink)
     with pytest.raises(HttpsStagingError):
         world.https.add_policy_host(policy_host("b.test", extra_headers=[["X", "a\r\nb"]]), sink)
     with pytest.raises(HttpsStagingError):
@@ -616,9 +599,7 @@ async def test_report_with_expect_100_continue(world: Harness) -> None:
     world.https.add_report_endpoint("tlsrpt.a.test", "/r", log.add)
     reader, writer = await connect(world, "tlsrpt.a.test")
     try:
-        writer.write(
-            get("tlsrpt.a.test", "/r", "POST", "Content-Length: 2\r\nExpect: 100-continue\r\n")
-        )
+        writer.write(get("tlsrpt.a.test", "/r", "POST", "Content-Length: 2\r\nExpect: 100-continue\r\n"))
         async with asyncio.timeout(CLIENT_TIMEOUT_S):
             interim = await reader.readuntil(b"\r\n\r\n")
         writer.write(b"{}")

@@ -66,9 +66,7 @@ def test_decide_serves_the_scripted_policy() -> None:
         ("DELETE", {"fault": "reset"}, 405, None),
     ],
 )
-def test_decide_table(
-    method: str, fields: dict[str, object], status: int | None, fault: HttpFault | None
-) -> None:
+def test_decide_table(method: str, fields: dict[str, object], status: int | None, fault: HttpFault | None) -> None:
     route, head = policy_route(method, **fields)
     reply = decide(route, head)
     assert (reply.status, reply.fault) == (status, fault)

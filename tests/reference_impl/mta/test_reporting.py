@@ -172,6 +172,8 @@ async def test_a_failure_is_reported_by_https_post(harness: Harness) -> None:
 
     outcome = one(await mta.send_reports())
     assert outcome.record is RecordStatus.FOUND and outcome.policy_domain == stage.domain
+    uri = f"https://tlsrpt.{stage.domain}/tlsrpt"
+    assert str(outcome) == f"{stage.domain}: found, report <{outcome.report_id}>: {uri} delivered (status 200)"
     assert [(d.uri, d.status) for d in outcome.deliveries] == [
         (f"https://tlsrpt.{stage.domain}/tlsrpt", UriStatus.DELIVERED)
     ]
@@ -206,7 +208,7 @@ async def test_a_refused_post_is_retried_with_backoff(harness: Harness) -> None:
     await deliver(mta, stage)
     outcome = one(await mta.send_reports())
     assert [d.status for d in outcome.deliveries] == [UriStatus.FAILED_WILL_RETRY]
-    [entry] = mta.report_submissions(stage.domain)
+    [entry] = mta.report_submissions(stage.domain)  # still to be made
     assert (entry.state, entry.attempts, entry.last_error) == (PostState.PENDING, 1, "status 500")
     assert entry.next_attempt_at == pytest.approx(harness.clock.now() + 60)
     assert await mta.wait_idle(5)  # nothing is due before the backoff delay
@@ -216,8 +218,29 @@ async def test_a_refused_post_is_retried_with_backoff(harness: Harness) -> None:
     assert await mta.wait_idle(10)
     first, second = stage.log.of(ReportPost)
     assert first.body == second.body  # the same report, posted again
-    [entry] = mta.report_submissions(stage.domain)
+    assert mta.report_submissions(stage.domain) == []
+    [entry] = mta.report_submissions(stage.domain, settled=True)
     assert (entry.state, entry.attempts) == (PostState.DELIVERED, 2)
+
+
+async def test_a_regenerated_report_replaces_the_pending_retry(harness: Harness) -> None:
+    spec = WorldSpec(
+        mx=(MxHost(name="mx1.{domain}"),),
+        dns=DnsSpec(records=(tlsrpt_record("https://tlsrpt.{domain}/tlsrpt"),)),
+        report_endpoints=(ReportEndpoint(fail_first=1, fail_status=500),),
+    )
+    stage = await harness.stage(spec)
+    mta = await harness.mta()
+    await deliver(mta, stage)
+    first = one(await mta.send_reports())
+    second = one(await mta.send_reports())
+    assert [d.status for d in second.deliveries] == [UriStatus.DELIVERED]
+    states = {e.report_id: e.state for e in mta.report_submissions(settled=True)}
+    assert states == {first.report_id: PostState.SUPERSEDED, second.report_id: PostState.DELIVERED}
+    harness.clock.advance(3600)
+    mta.kick()
+    assert await mta.wait_idle(5)
+    assert len(stage.log.of(ReportPost)) == 2  # the stale report is not posted again
 
 
 async def test_a_refused_post_survives_a_restart(harness: Harness) -> None:
@@ -235,7 +258,7 @@ async def test_a_refused_post_survives_a_restart(harness: Harness) -> None:
     await mta.start()  # same state dir: the outbox still holds the submission
     assert await mta.wait_idle(10)
     assert len(stage.log.of(ReportPost)) == 2
-    assert [e.state for e in mta.report_submissions()] == [PostState.DELIVERED]
+    assert [e.state for e in mta.report_submissions(settled=True)] == [PostState.DELIVERED]
 
 
 async def test_with_two_rua_uris_one_acceptance_is_enough(harness: Harness) -> None:
@@ -254,7 +277,8 @@ async def test_with_two_rua_uris_one_acceptance_is_enough(harness: Harness) -> N
     mta.kick()
     assert await mta.wait_idle(5)
     assert len(stage.log.of(ReportPost)) == 2  # section 3: delivered once one endpoint accepted, no retry
-    assert sorted(e.state for e in mta.report_submissions()) == [PostState.DELIVERED, PostState.SUPERSEDED]
+    assert mta.report_submissions() == []
+    assert sorted(e.state for e in mta.report_submissions(settled=True)) == [PostState.DELIVERED, PostState.SUPERSEDED]
 
     # tlsrpt-first-rua-only tries the failing one alone, and keeps retrying it.
     mutant = await harness.mta(variant=_variant("tlsrpt-first-rua-only"))
@@ -300,6 +324,7 @@ async def test_records_that_are_missing_doubled_or_broken_mean_no_report(harness
     assert outcomes[stages["none"].domain].record is RecordStatus.NO_RECORD
     assert outcomes[stages["two"].domain].record is RecordStatus.NO_RECORD
     assert outcomes[stages["broken"].domain].record is RecordStatus.INVALID_RECORD
+    assert str(outcomes[stages["none"].domain]).startswith(f"{stages['none'].domain}: no-record (_smtp._tls.")
     assert all(o.deliveries == () and o.report is None for o in outcomes.values())
     assert all(stage.log.of(ReportPost) == [] for stage in stages.values())
 

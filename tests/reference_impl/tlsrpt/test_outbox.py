@@ -89,3 +89,21 @@ def test_closed_and_unknown(tmp_path: Path) -> None:
     outbox.close()  # idempotent
     with pytest.raises(OutboxClosed, match="closed"):
         outbox.entries()
+
+
+def test_a_regenerated_report_supersedes_the_pending_older_one(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3", now=T0) as outbox:
+        old = add(outbox, "https://a.test/r", report_id="2026-11-28.d.test.aa@x")
+        other_domain = outbox.add(
+            report_id="2026-11-28.d.test.evil.bb@x",
+            policy_domain="d.test.evil",
+            uri="https://a.test/r",
+            body=b"",
+            media_type="application/tlsrpt+gzip",
+            now=T0,
+        ).post_id
+        other_day = add(outbox, "https://a.test/r", report_id="2026-11-27.d.test.cc@x")
+        assert outbox.supersede("d.test", "2026-11-28.d.test.", T0 + 1) == 1
+        assert outbox.get(old).state is PostState.SUPERSEDED
+        assert outbox.get(other_domain).state is PostState.PENDING
+        assert outbox.get(other_day).state is PostState.PENDING
