@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import ipaddress
 import re
 import shutil
@@ -21,6 +22,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from conformance.errors import WorldError
 from conformance.world.addresses import AddressPlan
@@ -76,6 +80,14 @@ class WorldInfo:
     mailbox: tuple[str, int]
     network: str
     tag: str
+
+
+def dane_ee_tlsa(chain_pem: bytes) -> str:
+    """``3 1 1 <hex>``: DANE-EE, SubjectPublicKeyInfo, SHA-256 (RFC 6698 2.1, RFC 7672 3.1.1)
+    of the chain's leaf, in presentation form."""
+    leaf = x509.load_pem_x509_certificate(chain_pem)
+    spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return f"3 1 1 {hashlib.sha256(spki).hexdigest()}"
 
 
 def _expand(text: str, names: dict[str, str]) -> str:
@@ -278,9 +290,11 @@ class World:
         stage = Stage(scenario_id=scenario_id, domain=domain, names=names, log=ObservationLog())
         self._stages[domain] = stage
         try:
-            records = [self._expand_record(r, names) for r in spec.dns.records]
+            mx_records: list[DnsRecord] = []
             for mx in spec.mx:
-                records.extend(await self._stage_mx(stage, mx))
+                mx_records.extend(await self._stage_mx(stage, mx))
+            # After the MX hosts: their {tlsa:NAME} placeholders are known now.
+            records = [self._expand_record(r, names) for r in spec.dns.records] + mx_records
             for host in spec.policy_hosts:
                 records.extend(self._stage_policy_host(stage, host))
             for endpoint in spec.report_endpoints:
@@ -334,6 +348,8 @@ class World:
         behaviour = mx.smtp
         # Empty names: the CA uses the host's own name (and the wrong-name profile its own).
         cert = behaviour.cert.model_copy(update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)})
+        # DANE (RFC 7672): ``{tlsa:<host>}`` in a TLSA record is the host's DANE-EE SPKI SHA-256.
+        stage.names[f"tlsa:{name}"] = dane_ee_tlsa(self.ca.issue(name, cert).chain_pem)
 
         def factory(cert: CertSpec = cert) -> ssl.SSLContext:
             return self.ca.server_context(name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max)
