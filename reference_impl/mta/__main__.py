@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, required=True, help="queue and records live here")
     parser.add_argument("--resolver", type=_hostport, required=True, help="the only DNS server asked (HOST:PORT)")
     parser.add_argument("--mx-port", type=int, default=25, help="port of MX hosts (default 25)")
+    parser.add_argument("--sts-port", type=int, default=443, help="port of MTA-STS policy hosts (default 443)")
     parser.add_argument("--ca-file", type=Path, help="trust anchors for MX certificates")
     parser.add_argument("--submission", type=_hostport, required=True, help="submission listener HOST:PORT")
     parser.add_argument("--inbound", type=_hostport, help="inbound SMTP listener HOST:PORT")
@@ -103,6 +104,7 @@ async def serve(args: argparse.Namespace, tlsrpt: TlsRptConfig | None = None) ->
         state_dir=args.state_dir,
         resolver=args.resolver,
         mx_port=args.mx_port,
+        sts_port=args.sts_port,
         ca_file=args.ca_file,
         submission_listen=args.submission,
         inbound_listen=args.inbound,

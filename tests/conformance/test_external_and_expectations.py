@@ -30,17 +30,23 @@ def test_the_reference_as_an_external_process(tmp_path: Path) -> None:
 roles = ["sending-mta"]
 [sending]
 submission = "127.0.0.1:{port}"
+report_command = ["{{python}}", "{scripts / "report.py"}"]
+report_wait_s = 10
 [lifecycle]
 start = ["{{python}}", "{scripts / "start.py"}", "127.0.0.1:{port}"]
 stop = ["{{python}}", "{scripts / "stop.py"}"]
 """,
         encoding="utf-8",
     )
-    status = main(["run", "-q", "--target", str(target), "--select", "smtp/send/*", "--report", str(tmp_path / "r")])
+    # TLSRPT through the report command (SIGUSR1 to the standalone MTA): a report about the
+    # scenario's failure reaches the world's collector.
+    selected = ["--select", "smtp/send/*", "--select", "tlsrpt/generator/result/certificate-expired"]
+    status = main(["run", "-q", "--target", str(target), *selected, "--report", str(tmp_path / "r")])
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     verdicts = {r["id"]: r["verdict"] for r in document["results"]}
     assert status == 0, verdicts
     assert verdicts["smtp/send/prefers-lowest-mx"] == "PASS"
+    assert verdicts["tlsrpt/generator/result/certificate-expired"] == "PASS"
     # Scenarios that need the SUT's own TLS records are N/A for a target that does not claim them.
     assert verdicts["smtp/send/starttls-stripped-recorded"] == "N/A"
     with socket.socket() as sock:  # the stop command stopped the process: nothing listens there now
