@@ -291,6 +291,9 @@ class ReportPolicy(Check):
     policy_strings_include: tuple[str, ...] = ()
     mx_hosts: tuple[str, ...] | None = None
     absent: bool = False  # no entry for the domain is as stated (e.g. no no-policy-found entry)
+    # The entry's policy-domain; default the scenario's domain. For DANE it is the TLSA base
+    # domain, the MX host (RFC 8460 section 3, "Policy Domain").
+    policy_domain: str | None = None
 
 
 class ReportFailure(Check):
@@ -303,6 +306,7 @@ class ReportFailure(Check):
     count: int | None = Field(default=None, ge=1)
     absent: bool = False
     with_reason: bool = False  # the entry carries a failure-reason-code (4.3.1, 4.3.3)
+    policy_domain: str | None = None  # as for report-policy
 
 
 ReportCheck = ReportReceived | NoReport | ReportValid | ReportPolicy | ReportFailure

@@ -143,6 +143,8 @@ def judge_report_check(
         return Decision(True, f"no report arrived {waited}") if final else None
     if isinstance(check, ReportValid):
         return _judge_valid(check, _matching(reports, check.via), final, waited)
+    if check.policy_domain is not None:
+        domain = expand(check.policy_domain)
     if isinstance(check, ReportPolicy):
         return _judge_policy(check, reports, domain, expand, final, waited)
     return _judge_failure(check, reports, domain, expand, final, waited)

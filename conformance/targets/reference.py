@@ -69,7 +69,7 @@ def _fast_retries(variant: MtaVariant) -> MtaVariant:
 
 class ReferenceTarget(Target):
     roles = frozenset({Role.SENDING_MTA, Role.RECEIVING_MTA, Role.POLICY_DOMAIN, Role.REPORT_RECEIVER})
-    claims = frozenset({"tls-records", "starttls", "tlsrpt", "report-store"})
+    claims = frozenset({"tls-records", "starttls", "tlsrpt", "report-store", "dane"})
 
     def __init__(self, variant: Variant = REFERENCE) -> None:
         self.variant = variant
@@ -210,8 +210,14 @@ class ReferenceTarget(Target):
 
     # ------------------------------------------------------------ TLSRPT (RFC 8460)
 
+    def _policy_domains(self, domain: str) -> set[str]:
+        """The scenario's domain and the Policy Domains below it: DANE results belong to the TLSA
+        base domain, an MX host of the scenario (RFC 8460 section 3)."""
+        recorded = {r.policy_domain for r in self.mta.tls_records()}
+        return {domain} | {d for d in recorded if d.endswith("." + domain)}
+
     async def request_reports(self, domain: str) -> str:
-        outcomes = await self.mta.send_reports(domains={domain})
+        outcomes = await self.mta.send_reports(domains=self._policy_domains(domain))
         if not outcomes:
             return f"report run for {domain}: no TLS sessions recorded for it today"
         return "report run: " + "; ".join(str(o) for o in outcomes)
@@ -219,8 +225,9 @@ class ReferenceTarget(Target):
     async def reports_done(self, domain: str, deadline: float) -> bool:
         """Done when the queue holds no report mail in flight for the domain and the outbox no
         pending POST of its reports (a retry still due counts as pending until the deadline)."""
+        domains = self._policy_domains(domain)
         while time.monotonic() < deadline:
-            pending = self.mta.report_submissions(domain)
+            pending = [e for d in domains for e in self.mta.report_submissions(d)]
             if not pending and await self.settled(domain, min(deadline, time.monotonic() + _SETTLE_POLL_S)):
                 return True
             await asyncio.sleep(_SETTLE_POLL_S)

@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cert", type=Path, help="certificate (PEM) for STARTTLS on the listeners")
     parser.add_argument("--key", type=Path, help="private key (PEM) for --cert")
     parser.add_argument("--ready-file", type=Path, help="written once the listeners accept connections")
+    parser.add_argument(
+        "--dane-required",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="recipient domain whose MX hosts need DNSSEC-validated TLSA records (RFC 7672 6); repeatable",
+    )
     tlsrpt = parser.add_argument_group("TLSRPT (RFC 8460)", "reporting is on when --tlsrpt-org is given")
     tlsrpt.add_argument("--tlsrpt-org", help="organization-name of the reports")
     tlsrpt.add_argument("--tlsrpt-contact", help="contact-info, an address; its domain is the submitter")
@@ -110,6 +117,7 @@ async def serve(args: argparse.Namespace, tlsrpt: TlsRptConfig | None = None) ->
         inbound_listen=args.inbound,
         inbound_cert_file=args.cert,
         inbound_key_file=args.key,
+        dane_required_domains=frozenset(args.dane_required),
         tlsrpt=tlsrpt,
     )
     stop = asyncio.Event()

@@ -1,7 +1,7 @@
 """The reference MTA's configuration and its replaceable parts (the variant a mutant swaps).
 
-:class:`MtaConfig` is what a deployment sets (names, ports, files, timeouts, RFC 8461 and
-RFC 8460 settings); :class:`MtaVariant` is the code: every part a conformance mutant replaces,
+:class:`MtaConfig` is what a deployment sets (names, ports, files, timeouts, RFC 8461, RFC 7672
+and RFC 8460 settings); :class:`MtaVariant` is the code: every part a conformance mutant replaces,
 the reference behaviour by default (see :mod:`reference_impl.mta.mutants`).
 """
 
@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reference_impl.mta import delivery
+from reference_impl.mta.danepolicy import DaneParts
 from reference_impl.mta.delivery import TlsDecision
 from reference_impl.mta.errors import MtaConfigError
-from reference_impl.mta.mxplan import MxOrdering, order_by_preference
+from reference_impl.mta.mxplan import MxOrdering, normalize_name, order_by_preference
 from reference_impl.mta.queue import RetryPolicy
 from reference_impl.mta.records import TlsSessionRecord
 from reference_impl.mta.reporting import TlsRptConfig
@@ -103,6 +104,8 @@ class MtaVariant:
     sts_no_delivery: NoDeliveryDecision = no_delivery_outcome
     mx_tls_context: MxContextFactory = verified_mx_context
     tls_floor: str = "TLSv1.2"  # section 7.2: TLS 1.2 or higher
+    # DANE, RFC 7672: which hosts get TLSA lookups, what the answers mean, enforcement, matching.
+    dane: DaneParts = field(default_factory=DaneParts)
     # TLSRPT, RFC 8460: report generation and delivery, part by part.
     tlsrpt: TlsRptParts = field(default_factory=TlsRptParts)
 
@@ -140,6 +143,10 @@ class MtaConfig:
     sts_port: int = 443  # the port policy hosts are fetched on (section 3.3: HTTPS)
     sts_fetch_timeout_s: float = 60.0  # section 3.3: "Senders MAY impose a timeout"
     sts_max_policy_bytes: int = 64 * 1024  # section 3.3: "a limit on the maximum size"
+    dane: bool = True  # RFC 7672: look TLSA up for MX hosts found through DNSSEC-validated answers
+    # RFC 7672 section 6, RFC 8460 4.3.2.1 "dane-required": recipient domains whose MX hosts are
+    # used only with DNSSEC-validated TLSA records (names compared case-insensitively, no root dot).
+    dane_required_domains: frozenset[str] = frozenset()
     tlsrpt: TlsRptConfig | None = None  # RFC 8460 reporting; None: off
 
     def __post_init__(self) -> None:
@@ -149,3 +156,14 @@ class MtaConfig:
             raise MtaConfigError("max_concurrency must be at least 1")
         if self.sts_fetch_timeout_s <= 0 or self.sts_max_policy_bytes < 0:
             raise MtaConfigError("the policy fetch needs a positive timeout and a non-negative size limit")
+        if isinstance(self.dane_required_domains, str) or not all(
+            isinstance(d, str) and d.strip(".") for d in self.dane_required_domains
+        ):
+            raise MtaConfigError("dane_required_domains must be a set of domain names")
+        if self.dane_required_domains and not self.dane:
+            raise MtaConfigError("dane_required_domains needs DANE on (dane=True)")
+
+    def dane_required(self, domain: str) -> bool:
+        """RFC 7672 section 6: whether DANE is mandatory for the recipient ``domain``."""
+        wanted = normalize_name(domain)
+        return any(normalize_name(d) == wanted for d in self.dane_required_domains)

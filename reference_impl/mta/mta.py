@@ -10,11 +10,17 @@ MTA-STS (RFC 8461): each job first runs policy discovery for its recipient domai
 (:mod:`reference_impl.mta.stsdiscover`, with the policy cache in ``state_dir``), then walks the
 MX hosts under the policy in force (:mod:`reference_impl.mta.stspolicy`, obeyed by the sender).
 
+DANE (RFC 7672), when ``MtaConfig.dane`` is on: once the MX hosts are known, their TLSA
+records are looked up through the MTA's DNS (:mod:`reference_impl.mta.danediscover`); where DANE
+applies it takes precedence over MTA-STS for that host (:mod:`reference_impl.mta.danepolicy`).
+``MtaConfig.dane_required_domains`` makes DANE mandatory for some recipient domains (section 6).
+
 TLSRPT (RFC 8460), when ``MtaConfig.tlsrpt`` is set: :meth:`ReferenceMta.send_reports` runs
 the report generation of one UTC day (:mod:`reference_impl.mta.reporting`); HTTPS submissions
 that failed wait in a durable outbox in ``state_dir`` and the runner retries them when due
 (section 5.5); report mail goes through the queue flagged as a report, and its jobs are
-delivered despite any TLS failure, without MTA-STS, and leave no TLS record (section 3).
+delivered despite any TLS failure, without MTA-STS or DANE (section 5.3.1), and leave no TLS
+record (section 3).
 
 The runner claims due jobs (one message, one recipient domain) and due report submissions,
 runs up to ``max_concurrency`` of them at once, and sleeps until the next one is due or it is
@@ -40,7 +46,10 @@ from reference_impl.mta.config import MtaConfig as MtaConfig  # re-exported
 from reference_impl.mta.config import MtaVariant as MtaVariant  # re-exported
 from reference_impl.mta.config import ServerHandle as ServerHandle  # re-exported
 from reference_impl.mta.config import ServerStarter as ServerStarter  # re-exported
+from reference_impl.mta.danediscover import discover_dane
+from reference_impl.mta.danepolicy import NO_DANE, DaneApplied
 from reference_impl.mta.errors import MtaConfigError
+from reference_impl.mta.mxplan import Route
 from reference_impl.mta.queue import (
     DeliveryJob,
     MessageQueue,
@@ -366,6 +375,8 @@ class ReferenceMta:
             sts_no_delivery=variant.sts_no_delivery,
             tls_floor=variant.tls_floor,
             transient_result=variant.tlsrpt.transient_result,
+            dane_enforcement=variant.dane.enforcement,
+            dane_matcher=variant.dane.matcher,
         )
 
     async def _run(self) -> None:
@@ -432,10 +443,11 @@ class ReferenceMta:
         try:
             # RFC 8461 section 5.1: discover the policy before the MX walk (every attempt,
             # so a deferred message is never bounced without the TXT record checked again).
-            # RFC 8460 5.3.1: report mail "MUST NOT honor MTA-STS ... failures": no policy.
+            # RFC 8460 5.3.1: report mail "MUST NOT honor MTA-STS or DANE TLSA failures": no policy.
             sts, records = (NO_POLICY, ()) if report_mail else await self._discover(job.domain)
             route = await resolve_route(job.domain, self._dns, self.variant.mx_ordering)
-            result = await deliver_job(job, route, settings, sts)
+            dane = NO_DANE if report_mail else await self._dane(job.domain, route)
+            result = await deliver_job(job, route, settings, sts, dane)
             outcomes = result.outcomes
             records = (*records, *result.tls_records)
             if job.tlsrpt_report and not parts.records_report_sessions:
@@ -461,6 +473,13 @@ class ReferenceMta:
             for record in records:
                 self._records.add(record)
         self._queue.complete(job, outcomes)
+
+    async def _dane(self, domain: str, route: Route) -> DaneApplied:
+        """RFC 7672 section 2.2.3: the TLSA state of each MX host of ``route``."""
+        if not self.config.dane:
+            return NO_DANE
+        required = self.config.dane_required(domain)
+        return await discover_dane(route, self._dns, self.variant.dane, required=required)
 
     async def _discover(self, domain: str) -> tuple[StsApplied, tuple[TlsSessionRecord, ...]]:
         if self._sts is None:

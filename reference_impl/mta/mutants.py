@@ -3,9 +3,11 @@
 Each mutant is the reference :class:`~reference_impl.mta.mta.MtaVariant` with exactly one part
 swapped (DESIGN.md, "Every check can fail"). A scenario that none of them fails is not done.
 
-The TLSRPT mutants (RFC 8460, :mod:`reference_impl.mta.tlsrpt_mutants`) are exported as
-``TLSRPT_MUTANTS`` with their one-line ``TLSRPT_DESCRIPTIONS``; they join ``ALL_MUTANTS`` once the
-registry (``conformance.targets.mutants``) knows their descriptions.
+The TLSRPT mutants (RFC 8460, :mod:`reference_impl.mta.tlsrpt_mutants`) and the DANE mutants
+(RFC 7672 and the DANE side of RFC 8460, :mod:`reference_impl.mta.dane_mutants`) are exported
+together as ``TLSRPT_MUTANTS`` with their one-line ``TLSRPT_DESCRIPTIONS``, which the registry
+(``conformance.targets.mutants``) reads; they join ``ALL_MUTANTS`` once the registry knows their
+descriptions otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from reference_impl.mta import dane_mutants as dane
 from reference_impl.mta import stsmutants as sts
 from reference_impl.mta import tlsrpt_mutants as tlsrpt
 from reference_impl.mta.mta import MtaVariant, ServerStarter
@@ -137,8 +140,8 @@ KEEPS_PLAINTEXT_AFTER_STARTTLS = MtaVariant(
 RECORDS_ALL_SUCCESS = MtaVariant(name="records-success", record_hook=record_as_success)
 
 STS_MUTANTS = sts.STS_MUTANTS
-TLSRPT_MUTANTS = tlsrpt.TLSRPT_MUTANTS
-TLSRPT_DESCRIPTIONS = tlsrpt.TLSRPT_DESCRIPTIONS
+TLSRPT_MUTANTS = (*tlsrpt.TLSRPT_MUTANTS, *dane.DANE_MUTANTS)
+TLSRPT_DESCRIPTIONS = {**tlsrpt.TLSRPT_DESCRIPTIONS, **dane.DANE_DESCRIPTIONS}
 
 ALL_MUTANTS = (
     REVERSE_MX_ORDER,

@@ -38,7 +38,7 @@ class MxRecord:
 @dataclass(frozen=True, slots=True)
 class DnsQuestion:
     name: str
-    rdtype: str  # "MX", "A" or "AAAA"
+    rdtype: str  # "MX", "A" or "AAAA"; "TLSA" for DANE (reference_impl.mta.danediscover)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class LookupResult:
     status: LookupStatus
     mx: tuple[MxRecord, ...] = ()
     addresses: tuple[str, ...] = ()
+    tlsa: tuple[str, ...] = ()  # TLSA RDATA in presentation form, "u s m hex" (RFC 6698 2.2)
     authenticated: bool = False  # the AD bit of the answer
     detail: str | None = None
 

@@ -2,15 +2,18 @@
 
 The verifying context checks the chain against the configured trust anchors and the MX name
 as a DNS-ID only (RFC 8461 section 4.2 by way of RFC 6125: no CN fallback); the unverified one
-is opportunistic TLS (RFC 7435). Both refuse protocols below the floor (TLS 1.2, RFC 8461
-section 7.2, RFC 8996) unless a mutant lowers it.
+is opportunistic TLS (RFC 7435), and the one DANE sessions use (RFC 7672 section 3: the chain
+is then matched against the TLSA records, :func:`presented_chain`). Both refuse protocols below
+the floor (TLS 1.2, RFC 8461 section 7.2, RFC 8996) unless a mutant lowers it.
 """
 
 from __future__ import annotations
 
+import _ssl
 import ssl
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 _TLS_VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -48,3 +51,41 @@ def unverified_mx_context(floor: str) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_NONE
     _apply_floor(context, floor)
     return context
+
+
+# The chain a session's server presented, leaf first (DER), read from the client session.
+PeerChain = Callable[[Any], list[bytes]]
+
+
+def _der(cert: object) -> bytes | None:
+    if isinstance(cert, bytes):
+        return cert  # Python 3.13+: SSLObject.get_unverified_chain() gives DER bytes
+    public_bytes = getattr(cert, "public_bytes", None)  # 3.10-3.12: _ssl.Certificate
+    der = public_bytes(_ssl.ENCODING_DER) if callable(public_bytes) else None
+    return der if isinstance(der, bytes) else None
+
+
+def presented_chain(client: Any) -> list[bytes]:
+    """The certificates the MX sent in the handshake, leaf first (RFC 7672 section 3: DANE
+    matches what the server presented; with DANE-TA(2) the trust anchor is among them).
+
+    Python 3.11 has no public accessor for the peer's chain (``SSLObject.get_unverified_chain``
+    is public from 3.13); the private ``_sslobj`` method of 3.10-3.12 is used when present, and
+    the leaf alone (``peer_certificate_der`` of the SMTP client) otherwise. The client's transport
+    is read defensively, like its local address (``sender.socket_local_ip``)."""
+    transport = getattr(getattr(client, "_stream", None), "transport", None)
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    ssl_object = get_extra_info("ssl_object") if callable(get_extra_info) else None
+    for owner in (ssl_object, getattr(ssl_object, "_sslobj", None)):
+        getter = getattr(owner, "get_unverified_chain", None)
+        if not callable(getter):
+            continue
+        try:
+            chain = getter()
+        except (ssl.SSLError, ValueError):
+            chain = None
+        ders = [_der(cert) for cert in chain or ()]
+        if ders and all(der is not None for der in ders):
+            return [der for der in ders if der is not None]
+    leaf = getattr(client, "peer_certificate_der", None)
+    return [leaf] if isinstance(leaf, bytes) and leaf else []

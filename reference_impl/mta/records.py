@@ -1,7 +1,7 @@
 """TLS session records: one per SMTP session the reference MTA tried, for TLSRPT.
 
-The result types are the names of RFC 8460 section 4.3 (4.3.1 negotiation failures, 4.3.2.2
-MTA-STS policy failures and the 4.3.3 catch-all "validation-failure"); "success" is the
+The result types are the names of RFC 8460 section 4.3 (4.3.1 negotiation failures, 4.3.2.1
+DANE and 4.3.2.2 MTA-STS policy failures, the 4.3.3 catch-all "validation-failure"); "success" is the
 successful-session counter of section 4.4 (``total-successful-session-count``). Transient
 failures (TCP refused, timeouts; section 4.3.4) are not TLS sessions and produce no record.
 
@@ -9,10 +9,14 @@ Besides one record per SMTP session, the MTA-STS enforcement (RFC 8461 section 6
 policy records with no session: an MX host that does not match the policy's ``mx`` patterns
 (``validation-failure``, reason ``mx-mismatch``, ``ip`` empty) and a discovery failure
 (``sts-policy-fetch-error``, ``sts-policy-invalid``, ``sts-webpki-invalid``; ``mx_host`` and
-``ip`` empty). Every record carries what RFC 8460 section 4.4 "policies" needs: the policy
-type (``sts`` or ``no-policy-found``), the policy string (the policy's lines) and the ``mx``
-patterns, and the sending side of a session: the local address of its outbound socket
-(``sending-mta-ip``; empty for a record without a session).
+``ip`` empty). DANE (RFC 7672) adds per-MX records with no session too: a TLSA lookup that
+failed in a signed zone (``dnssec-invalid``) and an MX without validated TLSA records for a
+domain configured as DANE-required (``dane-required``); ``ip`` empty. Every record carries what
+RFC 8460 section 4.4 "policies" needs: the policy type (``tlsa``, ``sts`` or
+``no-policy-found``), the policy strings (the MTA-STS policy's lines, or the TLSA records in
+presentation form, section 4.5) and the ``mx`` patterns (MTA-STS only), and the sending side of
+a session: the local address of its outbound socket (``sending-mta-ip``; empty for a record
+without a session).
 
 Records are kept in their own SQLite file so the report generator can read them while the
 queue is busy.
@@ -39,12 +43,16 @@ class TlsResultType(Enum):
     CERTIFICATE_EXPIRED = "certificate-expired"  # section 4.3.1
     CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"  # section 4.3.1
     VALIDATION_FAILURE = "validation-failure"  # section 4.3.3
+    TLSA_INVALID = "tlsa-invalid"  # section 4.3.2.1
+    DNSSEC_INVALID = "dnssec-invalid"  # section 4.3.2.1
+    DANE_REQUIRED = "dane-required"  # section 4.3.2.1
     STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"  # section 4.3.2.2
     STS_POLICY_INVALID = "sts-policy-invalid"  # section 4.3.2.2
     STS_WEBPKI_INVALID = "sts-webpki-invalid"  # section 4.3.2.2
 
 
 POLICY_TYPE_STS = "sts"  # RFC 8460 section 4.4 "policy-type"
+POLICY_TYPE_TLSA = "tlsa"
 POLICY_TYPE_NONE = "no-policy-found"
 MX_MISMATCH = "mx-mismatch"  # failure_reason of an MX that fails RFC 8461 section 4.1
 
@@ -61,8 +69,8 @@ class TlsSessionRecord:
     failure_reason: str | None = None  # "failure-reason-code", e.g. the OpenSSL verify message
     mx_helo: str | None = None  # "receiving-mx-helo": the first word of the greeting, untrusted
     policy_type: str = POLICY_TYPE_NONE  # RFC 8460 section 4.4 "policy-type"
-    policy_strings: tuple[str, ...] = ()  # "policy-string": the MTA-STS policy, one line each
-    mx_patterns: tuple[str, ...] = ()  # "mx-host": the policy's mx patterns
+    policy_strings: tuple[str, ...] = ()  # "policy-string": MTA-STS policy lines, or TLSA RRs (4.5)
+    mx_patterns: tuple[str, ...] = ()  # "mx-host": the MTA-STS policy's mx patterns
     sending_ip: str = ""  # "sending-mta-ip": the local address of the outbound socket ("" if none)
 
 

@@ -2,7 +2,8 @@
 
 Drives :class:`reference_impl.mta.mxplan.MxResolution` (RFC 5321 section 5.1, RFC 7505) with
 ``dns.asyncresolver.Resolver(configure=False)`` pointed at one configured server, so the
-reference MTA only ever sees the world's DNS. It asks with the AD flag set (RFC 6840 section
+reference MTA only ever sees the world's DNS; the DANE TLSA lookups (RFC 7672 section 2.2.3)
+go through the same lookup. It asks with the AD flag set (RFC 6840 section
 5.7) and records whether each answer came back with the AD bit; MTA-STS, TLSRPT and DANE
 decisions later read it. Every query has a deadline (``lifetime``); a timeout is a temporary
 failure, like SERVFAIL.
@@ -79,6 +80,10 @@ class DnsResolver:
                 for rd in rrset
             )
             return LookupResult(LookupStatus.OK, mx=records, authenticated=ad)
+        if question.rdtype == "TLSA":
+            # RFC 6698 2.2 presentation, decimal fields and unbroken lower-case hex (RFC 8460 4.5).
+            tlsa = tuple(f"{rd.usage} {rd.selector} {rd.mtype} {rd.cert.hex()}" for rd in rrset)
+            return LookupResult(LookupStatus.OK, tlsa=tlsa, authenticated=ad)
         addresses = tuple(sorted(str(rd.address) for rd in rrset))
         return LookupResult(LookupStatus.OK, addresses=addresses, authenticated=ad)
 

@@ -17,6 +17,17 @@ a session below the TLS floor (1.2, section 7.2) is a TLS failure. The verifying
 matches the MX name against DNS-IDs only (RFC 8461 section 4.2 by way of RFC 6125: no CN
 fallback) and refuses protocols below the floor.
 
+DANE (RFC 7672): the job's :class:`~reference_impl.mta.danepolicy.DaneApplied` says, per MX
+host, whether DANE applies (:mod:`reference_impl.mta.danepolicy`). A host whose TLSA lookup
+failed in a signed zone, or that lacks validated TLSA records while DANE is required for the
+domain, is never connected to and gets a record without a session ("dnssec-invalid",
+"dane-required", RFC 8460 4.3.2.1). Where DANE applies it decides alone (MTA-STS is not
+consulted for that host, RFC 8461 section 2): STARTTLS is mandatory, the handshake uses the
+non-verifying context (DANE-EE(3) ignores names, expiry and the Web PKI, RFC 7672 3.1.1), and
+the presented chain must then match a usable TLSA record; a mismatch is "tlsa-invalid" and the
+host is given up. Records made under DANE carry policy-type "tlsa" and the TLSA RRset as
+policy strings (RFC 8460 4.4, 4.5).
+
 Every decision is taken by a pure function (:mod:`reference_impl.mta.delivery`,
 :mod:`reference_impl.mta.mxplan`); this module only talks to the network and obeys them.
 
@@ -36,20 +47,30 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reference_impl.dane.tlsa import verify_chain
 from reference_impl.mta import delivery as decide
 from reference_impl.mta.clock import Clock
+from reference_impl.mta.danepolicy import NO_DANE, ChainMatcher, DaneApplied, DaneStatus, MxDane, enforce_dane
 from reference_impl.mta.delivery import TlsAction, TlsDecision, TlsSituation, TlsStage
 from reference_impl.mta.dsn import sanitize_field_text
+from reference_impl.mta.hostpolicy import (
+    HostPolicy,
+    dane_failure_record,
+    dane_host_policy,
+    mx_mismatch_record,
+    sts_host_policy,
+)
 from reference_impl.mta.mxplan import MxHost, Route, RouteKind
 from reference_impl.mta.mxtls import MxContextFactory as MxContextFactory  # re-exported
+from reference_impl.mta.mxtls import PeerChain, presented_chain
 from reference_impl.mta.mxtls import unverified_mx_context as unverified_mx_context  # re-exported
 from reference_impl.mta.mxtls import verified_mx_context as verified_mx_context  # re-exported
 from reference_impl.mta.queue import DeliveryJob, OutcomeKind, RecipientOutcome
-from reference_impl.mta.records import MX_MISMATCH, TlsResultType, TlsSessionRecord
+from reference_impl.mta.records import POLICY_TYPE_TLSA, TlsResultType, TlsSessionRecord
 from reference_impl.mta.stspolicy import (
     NO_POLICY,
     MxAction,
@@ -62,9 +83,9 @@ from reference_impl.mta.stspolicy import (
     mx_decision,
     no_delivery_outcome,
 )
+from reference_impl.mta.transaction import run_transaction
 from reference_impl.mtasts.matching import policy_allows_mx
-from reference_impl.mtasts.policy import Mode
-from reference_impl.smtp.errors import LocalProtocolError, SmtpError, TlsHandshakeFailed
+from reference_impl.smtp.errors import SmtpError, TlsHandshakeFailed
 from reference_impl.smtp.replies import Reply
 
 
@@ -154,6 +175,10 @@ class SenderSettings:
     # RFC 8460 sections 4.3.4 and 4.4 (see the module docstring).
     transient_result: TransientResult = no_transient_record
     local_ip: LocalIp = field(default=socket_local_ip)
+    # DANE (RFC 7672 sections 2.2, 3), see reference_impl.mta.danepolicy.
+    dane_enforcement: TlsDecision = enforce_dane
+    dane_matcher: ChainMatcher = verify_chain
+    peer_chain: PeerChain = field(default=presented_chain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +211,10 @@ def route_outcomes(job: DeliveryJob, route: Route) -> tuple[RecipientOutcome, ..
 
 
 async def deliver_job(
-    job: DeliveryJob, route: Route, settings: SenderSettings, sts: StsApplied = NO_POLICY
+    job: DeliveryJob, route: Route, settings: SenderSettings, sts: StsApplied = NO_POLICY, dane: DaneApplied = NO_DANE
 ) -> JobResult:
-    """Deliver ``job`` along ``route`` under the MTA-STS state ``sts``; every recipient gets
-    exactly one outcome."""
+    """Deliver ``job`` along ``route`` under the MTA-STS state ``sts`` and the DANE state
+    ``dane``; every recipient gets exactly one outcome."""
     decided = route_outcomes(job, route)
     if decided is not None:
         return JobResult(decided, ())
@@ -198,22 +223,24 @@ async def deliver_job(
     checked: dict[str, MxAction] = {}
     enforced_failures = 0
     for host, address in settings.host_walk(route):
+        mx_dane = dane.for_host(host.name)
         action = checked.get(host.name)
         if action is None:
-            matches = sts.policy is None or settings.sts_mx_matcher(sts.policy, host.name)
-            action = checked[host.name] = settings.sts_mx_decision(sts.mode, matches)
-            if action is not MxAction.DELIVER:
-                # RFC 8461 section 6, RFC 8460 4.3.3: the MX is not valid for the policy.
-                records.append(settings.record_hook(_mx_mismatch_record(job, host, settings, sts)))
+            action = checked[host.name] = _check_host(job, host, settings, sts, mx_dane, records)
         if action is MxAction.SKIP:
-            # RFC 8461 sections 5 and 8.4: an invalid candidate is treated as unreachable.
+            # RFC 8461 sections 5 and 8.4, RFC 7672 2.2.3 and 6: treated as unreachable.
             enforced_failures += 1
-            errors.append(f"{host.name}[{address}]: not a valid MX for the MTA-STS policy")
+            why = mx_dane.detail if mx_dane.blocks else "not a valid MX for the MTA-STS policy"
+            errors.append(f"{host.name}[{address}]: {why}")
             continue
-        attempt = await _attempt_address(job, host, address, settings, sts)
+        if mx_dane.status is DaneStatus.APPLIES:
+            policy = dane_host_policy(mx_dane, settings.dane_enforcement)
+        else:
+            policy = sts_host_policy(sts, settings.sts_enforcement, settings.tls_decision)
+        attempt = await _attempt_address(job, host, address, settings, policy)
         if attempt.record is not None:
             records.append(settings.record_hook(attempt.record))
-            if sts.mode is Mode.ENFORCE and attempt.outcomes is None and attempt.tls_failed:
+            if policy.enforced and attempt.outcomes is None and attempt.tls_failed:
                 enforced_failures += 1
         if attempt.outcomes is not None:
             return JobResult(attempt.outcomes, tuple(records))
@@ -227,28 +254,37 @@ async def deliver_job(
     return JobResult(outcomes, tuple(records))
 
 
-def _mx_mismatch_record(job: DeliveryJob, host: MxHost, settings: SenderSettings, sts: StsApplied) -> TlsSessionRecord:
-    return TlsSessionRecord(
-        policy_domain=job.domain,
-        mx_host=host.name,
-        ip="",
-        result_type=TlsResultType.VALIDATION_FAILURE,
-        tls_version=None,
-        cipher=None,
-        at=settings.clock.now(),
-        failure_reason=MX_MISMATCH,
-        policy_type=sts.policy_type,
-        policy_strings=sts.policy_strings,
-        mx_patterns=sts.mx_patterns,
-    )
+def _check_host(
+    job: DeliveryJob,
+    host: MxHost,
+    settings: SenderSettings,
+    sts: StsApplied,
+    mx_dane: MxDane,
+    records: list[TlsSessionRecord],
+) -> MxAction:
+    """Whether the host may be connected to at all (asked once per host). A policy record
+    without a session goes to ``records`` when it may not, and when MTA-STS testing lets a
+    host that fails the ``mx`` patterns through."""
+    if mx_dane.blocks:
+        # RFC 7672 2.2.3 and 6, RFC 8460 4.3.2.1: dnssec-invalid or dane-required; not used.
+        records.append(settings.record_hook(dane_failure_record(job.domain, host.name, mx_dane, settings.clock.now())))
+        return MxAction.SKIP
+    if mx_dane.status is DaneStatus.APPLIES:
+        return MxAction.DELIVER  # RFC 8461 section 2: DANE decides; the mx patterns are not asked
+    matches = sts.policy is None or settings.sts_mx_matcher(sts.policy, host.name)
+    action = settings.sts_mx_decision(sts.mode, matches)
+    if action is not MxAction.DELIVER:
+        # RFC 8461 section 6, RFC 8460 4.3.3: the MX is not valid for the policy.
+        records.append(settings.record_hook(mx_mismatch_record(job.domain, host.name, sts, settings.clock.now())))
+    return action
 
 
 async def _attempt_address(
-    job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied
+    job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, policy: HostPolicy
 ) -> _Attempt:
     try:
         async with asyncio.timeout(settings.session_timeout):
-            return await _session(job, host, address, settings, sts)
+            return await _session(job, host, address, settings, policy)
     except TimeoutError:
         return _Attempt(error="session deadline passed")
 
@@ -290,18 +326,20 @@ async def _open(host: MxHost, address: str, settings: SenderSettings) -> SmtpCli
     return client
 
 
-async def _session(job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied) -> _Attempt:
+async def _session(
+    job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, policy: HostPolicy
+) -> _Attempt:
     opened = await _open(host, address, settings)
     if isinstance(opened, _NotOpened):
         result = settings.transient_result(opened.error) if opened.connect_failed else None
         if result is None:
             return _Attempt(error=opened.error)  # RFC 8460 section 4.3.4: not reported
-        record = _record(job, host, address, None, result, settings, sts, reason=opened.error, sending_ip="")
+        record = _record(job, host, address, None, result, settings, policy, reason=opened.error, sending_ip="")
         return _Attempt(record=record, error=opened.error)
     client = opened
     try:
         try:
-            secured = await _secure(client, job, host, address, settings, sts)
+            secured = await _secure(client, job, host, address, settings, policy)
         except SmtpError as exc:  # timeout or lost connection around STARTTLS
             return _Attempt(error=f"session failed before MAIL: {exc}")
         if isinstance(secured, _Attempt):
@@ -311,7 +349,7 @@ async def _session(job: DeliveryJob, host: MxHost, address: str, settings: Sende
         if requiretls and "REQUIRETLS" not in client.extensions:
             # RFC 8689 section 4.2.1: the next hop must advertise REQUIRETLS.
             return _Attempt(record=record, error="REQUIRETLS not offered")
-        outcomes = await _transaction(client, job, host)
+        outcomes = await run_transaction(client, job, host)
         return _Attempt(outcomes=outcomes, record=record)
     finally:
         await client.close()
@@ -324,7 +362,7 @@ def _record(
     greeting: Reply | None,  # None: no greeting came (the connection failed)
     result: TlsResultType,
     settings: SenderSettings,
-    sts: StsApplied,
+    policy: HostPolicy,
     *,
     client: SmtpClient | None = None,
     reason: str | None = None,
@@ -332,7 +370,9 @@ def _record(
 ) -> TlsSessionRecord:
     helo_words = greeting.lines[0].split() if greeting is not None and greeting.lines else []
     return TlsSessionRecord(
-        policy_domain=job.domain,
+        # RFC 8460 section 3 ("Policy Domain"): for DANE, the TLSA base domain (RFC 7672 2.2.3),
+        # here the MX host name (no CNAME expansion); for MTA-STS and no policy, the recipient domain.
+        policy_domain=host.name if policy.policy_type == POLICY_TYPE_TLSA else job.domain,
         mx_host=host.name,
         ip=address,
         result_type=result,
@@ -341,32 +381,40 @@ def _record(
         at=settings.clock.now(),
         failure_reason=reason,
         mx_helo=sanitize_field_text(helo_words[0], 255) if helo_words else None,
-        policy_type=sts.policy_type,
-        policy_strings=sts.policy_strings,
-        mx_patterns=sts.mx_patterns,
+        policy_type=policy.policy_type,
+        policy_strings=policy.policy_strings,
+        mx_patterns=policy.mx_patterns,
         sending_ip=sending_ip,
     )
 
 
 async def _secure(
-    client: SmtpClient, job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied
+    client: SmtpClient, job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, policy: HostPolicy
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """Bring the session to the TLS state the decision function allows; returns the client
     to continue with (maybe a new one) and the session's TLS record, or a finished attempt."""
     requiretls = decide.requires_tls(job.mail_params)
     greeting = client.greeting
     local_ip = settings.local_ip(client)  # read now: a failed handshake closes the socket
-    # RFC 8461 section 5: under enforce the policy decides; otherwise opportunistic TLS.
-    tls_decision = settings.sts_enforcement if sts.mode is Mode.ENFORCE else settings.tls_decision
+    tls_decision = policy.decision
 
     def situation(stage: TlsStage, result: TlsResultType, detail: str) -> TlsSituation:
-        return TlsSituation(stage, job.domain, host.name, result, detail, requiretls, sts.mode)
+        return TlsSituation(stage, job.domain, host.name, result, detail, requiretls, policy.sts_mode)
 
     def make_record(
         result: TlsResultType, *, with_client: SmtpClient | None = None, reason: str | None = None
     ) -> TlsSessionRecord:
         return _record(
-            job, host, address, greeting, result, settings, sts, client=with_client, reason=reason, sending_ip=local_ip
+            job,
+            host,
+            address,
+            greeting,
+            result,
+            settings,
+            policy,
+            client=with_client,
+            reason=reason,
+            sending_ip=local_ip,
         )
 
     if not settings.attempt_starttls or "STARTTLS" not in client.extensions:
@@ -378,8 +426,13 @@ async def _secure(
             return client, record
         return _Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
 
+    # RFC 7672 section 3: under DANE the TLSA records authenticate the server, not the Web PKI;
+    # with only unusable records nothing would, and a REQUIRETLS message (RFC 8689 4.2.1) then
+    # needs the Web PKI after all.
+    tlsa_decides = policy.dane is not None and (bool(policy.dane.usable) or not requiretls)
+    context = settings.unverified_context if tlsa_decides else settings.verified_context
     try:
-        reply = await client.starttls(settings.verified_context, settings.sni_for(host.name))
+        reply = await client.starttls(context, settings.sni_for(host.name))
     except TlsHandshakeFailed as exc:
         if exc.verify_code is not None:
             stage, result = (
@@ -390,7 +443,7 @@ async def _secure(
             stage, result = TlsStage.HANDSHAKE_FAILED, TlsResultType.VALIDATION_FAILURE
         action = tls_decision(situation(stage, result, exc.reason))
         failure = _HandshakeFailure(action, result, greeting, exc.reason, local_ip)
-        return await _after_failed_handshake(job, host, address, settings, sts, failure)
+        return await _after_failed_handshake(job, host, address, settings, policy, failure)
     if reply.code != 220:
         # RFC 3207 section 4: e.g. 454 "TLS not available due to temporary reason".
         detail = "STARTTLS refused: " + decide.reply_text(reply.code, reply.lines)
@@ -407,9 +460,21 @@ async def _secure(
         action = tls_decision(situation(TlsStage.PROTOCOL_TOO_OLD, result, detail))
         if action is not TlsAction.CONTINUE_PLAINTEXT:
             return _Attempt(record=make_record(result, with_client=client, reason=detail), error=detail)
+    mismatch: TlsSessionRecord | None = None
+    if policy.dane is not None and policy.dane.usable:
+        # RFC 7672 section 3: the presented chain must match one usable TLSA record (with
+        # only unusable records, section 2.2: TLS is mandatory but unauthenticated).
+        verdict = settings.dane_matcher(policy.dane.usable, settings.peer_chain(client), (host.name,))
+        if not verdict.ok:
+            result = TlsResultType.TLSA_INVALID  # RFC 8460 section 4.3.2.1
+            mismatch = make_record(result, with_client=client, reason=verdict.reason)
+            action = tls_decision(situation(TlsStage.CERTIFICATE_INVALID, result, verdict.reason))
+            if action is TlsAction.NEXT_HOST:
+                return _Attempt(record=mismatch, error=f"TLSA mismatch ({verdict.reason})")
+            # Any other decision goes on in this session: encrypted, not authenticated.
     # RFC 3207 section 4.2: forget what was learnt before TLS and EHLO again.
     ehlo = await client.ehlo()
-    session = make_record(TlsResultType.SUCCESS, with_client=client)
+    session = mismatch or make_record(TlsResultType.SUCCESS, with_client=client)
     if ehlo.code != 250:
         return _Attempt(record=session, error="EHLO after STARTTLS " + decide.reply_text(ehlo.code, ehlo.lines))
     return client, session
@@ -427,7 +492,12 @@ class _HandshakeFailure:
 
 
 async def _after_failed_handshake(
-    job: DeliveryJob, host: MxHost, address: str, settings: SenderSettings, sts: StsApplied, failure: _HandshakeFailure
+    job: DeliveryJob,
+    host: MxHost,
+    address: str,
+    settings: SenderSettings,
+    policy: HostPolicy,
+    failure: _HandshakeFailure,
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """The handshake failed (the client is closed). Reconnect if the decision allows."""
     action, result = failure.action, failure.result
@@ -442,7 +512,7 @@ async def _after_failed_handshake(
             failure.greeting,
             result,
             settings,
-            sts,
+            policy,
             client=client,
             reason=failure.reason,
             sending_ip=failure.sending_ip,
@@ -471,51 +541,3 @@ async def _after_failed_handshake(
 
 class _Unusable(Exception):
     """This address cannot be used any further (internal to this module)."""
-
-
-async def _transaction(client: SmtpClient, job: DeliveryJob, host: MxHost) -> tuple[RecipientOutcome, ...]:
-    """MAIL, RCPT per recipient, DATA; one outcome per recipient, always."""
-    remote = host.name
-    addresses = [r.address for r in job.recipients]
-    decided: dict[str, RecipientOutcome] = {}
-    extensions: Mapping[str, str] = client.extensions
-    try:
-        params = decide.outbound_mail_params(job.mail_params, extensions, len(job.data))
-        reply = await client.mail(job.sender, params)
-        if not 200 <= reply.code < 300:
-            await client.quit()
-            return tuple(decide.outcome_for_reply(a, reply.code, reply.lines, remote) for a in addresses)
-        accepted: list[str] = []
-        for rcpt in job.recipients:
-            rcpt_params = decide.outbound_rcpt_params(rcpt.params, extensions)
-            reply = await client.rcpt(rcpt.address, rcpt_params)
-            if 200 <= reply.code < 300:
-                accepted.append(rcpt.address)
-            else:
-                decided[rcpt.address] = decide.outcome_for_reply(rcpt.address, reply.code, reply.lines, remote)
-        if accepted:
-            try:
-                reply = await client.data(job.data)
-            except LocalProtocolError as exc:
-                # The content breaks an SMTP limit (e.g. a line over 1000 octets): no
-                # later try can succeed (RFC 5321 section 4.5.3.1.6).
-                for a in accepted:
-                    decided[a] = RecipientOutcome(a, OutcomeKind.PERMANENT, "5.6.0", str(exc))
-            else:
-                for a in accepted:
-                    decided[a] = decide.outcome_for_reply(a, reply.code, reply.lines, remote)
-        await client.quit()
-    except SmtpError as exc:
-        # The connection broke mid-transaction: whatever is not decided is retried later.
-        for a in addresses:
-            decided.setdefault(
-                a,
-                RecipientOutcome(
-                    a,
-                    OutcomeKind.TEMPORARY,
-                    "4.4.2",
-                    f"connection with {remote} failed: {exc}",
-                    remote,
-                ),
-            )
-    return tuple(decided[a] for a in addresses)

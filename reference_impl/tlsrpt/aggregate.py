@@ -7,7 +7,11 @@ RFC 8460 section 4 (the report's fields), 4.1 (one full UTC day), 4.2 (the summa
   the UTC day ``00:00-24:00`` (section 4.1).
 * **Policies.** Sessions are grouped by the policy that was applied to them: policy type,
   policy string and ``mx`` patterns (section 4.4 "policy"). A domain whose MTA-STS policy
-  changed during the day gets one entry per policy; "policies" is always an array (section 4).
+  changed during the day gets one entry per policy, and a DANE policy (policy type ``tlsa``,
+  the TLSA records as policy strings, section 4.5) is an entry of its own per TLSA RRset, next
+  to the MTA-STS or no-policy entry of the domain's other MX hosts; "policies" is always an
+  array (section 4). ``mx-host`` is written for ``sts`` policies only (section 4.4:
+  "In the case where 'policy-type' is 'sts'").
 * **Counts.** ``total-successful-session-count`` counts the sessions that negotiated TLS as
   the policy asked (4.2.1); ``total-failure-session-count`` the others (4.2.2), so it always
   equals the sum of the ``failed-session-count`` of its failure details.
@@ -195,7 +199,8 @@ def _policy_report(
         policy_type=_policy_type(policy_type),
         policy_domain=domain,
         policy_strings=strings,
-        mx_hosts=tuple(_pattern_a_label(p) for p in patterns),
+        # 4.4: "mx-host" is the MTA-STS policy's patterns; a tlsa or no-policy entry has none.
+        mx_hosts=tuple(_pattern_a_label(p) for p in patterns) if policy_type == PolicyType.STS.value else (),
         successful=successes,
         failed=sum(d.failed_session_count for d in details),  # 4.2.2: equals the details' sum
         failures=details,

@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TLSA, A, DNSRecord
 
 MAX_LINE = 2048
 MAX_DATA = 1_000_000
@@ -67,6 +67,9 @@ class FakeDns(asyncio.DatagramProtocol):
 
     def add_aaaa(self, name: str, address: str) -> None:
         self.records.setdefault((name, "AAAA"), []).append(AAAA(address))
+
+    def add_tlsa(self, name: str, usage: int, selector: int, matching_type: int, data: bytes) -> None:
+        self.records.setdefault((name, "TLSA"), []).append(TLSA(usage, selector, matching_type, data))
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         request = DNSRecord.parse(data[:4096])

@@ -75,3 +75,22 @@ async def test_nxdomain_servfail_and_timeout(dns: FakeDns) -> None:
 async def test_invalid_name_is_permanent(dns: FakeDns) -> None:
     result = await _resolver(dns).lookup(DnsQuestion("a" * 70 + ".test", "MX"))
     assert result.status is LookupStatus.NXDOMAIN
+
+
+async def test_tlsa_answers_in_presentation_form(dns: FakeDns) -> None:
+    # RFC 6698 2.2 / RFC 8460 4.5: decimal fields, unbroken lower-case hex; the AD bit kept.
+    dns.add_tlsa("_25._tcp.mx1.d.test", 3, 1, 1, bytes(range(32)))
+    dns.add_tlsa("_25._tcp.mx1.d.test", 2, 0, 0, b"\xab")
+    dns.ad = True
+    result = await _resolver(dns).lookup(DnsQuestion("_25._tcp.mx1.d.test", "TLSA"))
+    assert result.status is LookupStatus.OK and result.authenticated
+    assert result.tlsa == ("3 1 1 " + bytes(range(32)).hex(), "2 0 0 ab")
+    missing = await _resolver(dns).lookup(DnsQuestion("_25._tcp.mx2.d.test", "TLSA"))
+    assert missing.status is LookupStatus.NXDOMAIN and missing.tlsa == ()
+
+
+async def test_a_digest_of_the_wrong_length_fails_the_whole_lookup(dns: FakeDns) -> None:
+    # dnspython refuses the message (FORMERR): the MTA sees a failed lookup, not a record.
+    dns.add_tlsa("_25._tcp.mx1.d.test", 3, 1, 1, b"\xab\xcd")
+    result = await _resolver(dns, timeout=0.5).lookup(DnsQuestion("_25._tcp.mx1.d.test", "TLSA"))
+    assert result.status is LookupStatus.TEMPFAIL

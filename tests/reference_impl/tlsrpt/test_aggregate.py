@@ -10,7 +10,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_impl.mta.records import POLICY_TYPE_NONE, POLICY_TYPE_STS, TlsResultType, TlsSessionRecord
+from reference_impl.mta.records import (
+    POLICY_TYPE_NONE,
+    POLICY_TYPE_STS,
+    POLICY_TYPE_TLSA,
+    TlsResultType,
+    TlsSessionRecord,
+)
 from reference_impl.tlsrpt.aggregate import (
     Reporter,
     a_label,
@@ -20,6 +26,7 @@ from reference_impl.tlsrpt.aggregate import (
     policy_domains,
 )
 from reference_impl.tlsrpt.model import FailureDetail, PolicyType, ResultType, day_window
+from reference_impl.tlsrpt.validate_json import validate_report_json
 
 DAY = date(2026, 11, 28)
 WINDOW = day_window(DAY)
@@ -123,6 +130,59 @@ def test_each_applied_policy_is_its_own_entry() -> None:
     policies = report_of(records)["policies"]
     assert len(policies) == 3
     assert sorted(p["policy"]["policy-type"] for p in policies) == ["no-policy-found", "sts", "sts"]
+
+
+TLSA = ("3 1 1 " + "ab" * 32, "2 0 1 " + "cd" * 32)
+
+
+def tlsa(result: TlsResultType = TlsResultType.SUCCESS, **changes: object) -> TlsSessionRecord:
+    """A record made under DANE (RFC 8460 4.4, 4.5): policy-type tlsa, the RRset as policy strings."""
+    settings: dict[str, object] = {"policy_type": POLICY_TYPE_TLSA, "policy_strings": TLSA, "mx_patterns": ()}
+    return rec(result, **{**settings, **changes})
+
+
+def test_a_tlsa_policy_lists_its_records_and_no_mx_host() -> None:
+    records = [tlsa(), tlsa(), tlsa(TlsResultType.TLSA_INVALID, failure_reason="no TLSA record matches")]
+    report = build_report(
+        records, policy_domain="d.test", window=WINDOW, reporter=REPORTER, report_id="r@reporter.test"
+    )
+    assert report is not None
+    [policy] = report.to_json()["policies"]
+    assert policy["policy"] == {"policy-type": "tlsa", "policy-string": list(TLSA), "policy-domain": "d.test"}
+    assert policy["summary"] == {"total-successful-session-count": 2, "total-failure-session-count": 1}
+    [detail] = policy["failure-details"]
+    assert (detail["result-type"], detail["receiving-mx-hostname"]) == ("tlsa-invalid", "mx1.d.test")
+    # The reference's own validator finds nothing to say about it (4.5 tlsa-policy-string-format).
+    assert validate_report_json(report.to_bytes()).findings == []
+
+
+def test_mx_patterns_are_written_for_sts_policies_only() -> None:
+    # 4.4: "mx-host" is the MTA-STS policy's; a tlsa record that carried patterns writes none.
+    [policy] = report_of([tlsa(mx_patterns=("mx1.d.test",))])["policies"]
+    assert "mx-host" not in policy["policy"]
+
+
+def test_dane_failures_without_a_session() -> None:
+    # 4.3.2.1: dnssec-invalid and dane-required name the MX but have no IPs and no policy strings.
+    common = dict(ip="", sending_ip="", mx_helo=None, tls_version=None, cipher=None, policy_strings=())
+    records = [
+        tlsa(TlsResultType.DNSSEC_INVALID, failure_reason="TLSA lookup failed: SERVFAIL", **common),
+        tlsa(TlsResultType.DANE_REQUIRED, mx_host="mx2.d.test", failure_reason="DANE required", **common),
+    ]
+    [policy] = report_of(records)["policies"]
+    assert policy["policy"] == {"policy-type": "tlsa", "policy-domain": "d.test"}
+    assert [(d["result-type"], d["receiving-mx-hostname"]) for d in policy["failure-details"]] == [
+        ("dane-required", "mx2.d.test"),
+        ("dnssec-invalid", "mx1.d.test"),
+    ]
+    assert all("receiving-ip" not in d and "sending-mta-ip" not in d for d in policy["failure-details"])
+
+
+def test_dane_and_sts_hosts_of_one_domain_are_separate_policies() -> None:
+    # 4: "Reporters may report multiple applied policies (for example, an MTA-STS Policy and a DANE TLSA record".
+    policies = report_of([rec(mx_host="mx2.d.test"), tlsa()])["policies"]
+    assert sorted(p["policy"]["policy-type"] for p in policies) == ["sts", "tlsa"]
+    assert all(p["summary"]["total-successful-session-count"] == 1 for p in policies)
 
 
 def test_only_the_utc_day_counts() -> None:

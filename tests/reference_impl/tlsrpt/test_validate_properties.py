@@ -35,14 +35,17 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
-# JSON a well-behaved reporter could write: finite numbers, printable ASCII text.
+# JSON a well-behaved reporter could write: finite numbers, printable ASCII text (keys too).
+_printable = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 clean_json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**53) + 1, 2**53 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    | st.text(_printable, max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(_printable, max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
