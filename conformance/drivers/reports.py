@@ -229,13 +229,20 @@ def _judge_policy(
             misses.append(miss)
     if not final:
         return None
+    missing = _no_policy_entry(reports, domain, waited)
+    if missing is not None:
+        return missing
     if check.absent:
-        if not any(r.policies_for(domain) for r in reports):
-            return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
         return Decision(True, f"no policy entry for {domain} as stated")
-    if not misses:
-        return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
     return Decision(False, misses[0], tuple(misses[:10]))
+
+
+def _no_policy_entry(reports: Sequence[ReceivedReport], domain: str, waited: str) -> Decision | None:
+    """The final failure when no report speaks of ``domain`` at all (absence of a detail needs
+    a report to be absent from); None when one does."""
+    if any(r.policies_for(domain) for r in reports):
+        return None
+    return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
 
 
 def _failure_entries(reports: Sequence[ReceivedReport], domain: str) -> list[dict[str, Any]]:
@@ -277,13 +284,9 @@ def _judge_failure(
             return Decision(False, f"the report states {what}", shown)
         if not final:
             return None
-        if not any(r.policies_for(domain) for r in reports):
-            return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
-        return Decision(True, f"no {what} in the report", shown)
+        return _no_policy_entry(reports, domain, waited) or Decision(True, f"no {what} in the report", shown)
     if hits:
         return Decision(True, f"the report states {what}", shown)
     if not final:
         return None
-    if not any(r.policies_for(domain) for r in reports):
-        return Decision(False, f"no report with a policy entry for {domain} arrived {waited}")
-    return Decision(False, f"the report does not state {what}", shown)
+    return _no_policy_entry(reports, domain, waited) or Decision(False, f"the report does not state {what}", shown)
