@@ -28,6 +28,7 @@ from conformance.catalog.model import (
 from conformance.catalog.requirements import Inventory, Level
 from conformance.drivers.checks import Decision, check_fact
 from conformance.drivers.domain_check import DomainCheckConfig, check_domain
+from conformance.drivers.probe_requiretls import probe_requiretls
 from conformance.drivers.probes import PROBES, ProbeContext, ProbeError, ProbePrecondition
 from conformance.drivers.report_receiver import ReceiverDriverError, mail_report, post_report
 from conformance.drivers.report_run import run_report_phase
@@ -37,6 +38,9 @@ from conformance.errors import WorldError
 from conformance.targets.base import ReportRequestError, Target
 from conformance.verdict import CheckOutcome, ScenarioResult, Verdict, worst
 from conformance.world.world import Stage, World
+
+# Probes register themselves by name; the REQUIRETLS probe lives in its own module.
+assert PROBES["requiretls"] is probe_requiretls
 
 # Added to a scenario's own timeout for staging and tear-down, so a scenario whose checks
 # run to their deadline is still judged rather than cut off.

@@ -36,6 +36,10 @@ class SendMessage(Spec):
     subject: str = "MailTLS conformance probe"
     body: str = "This message was sent by a MailTLS conformance scenario.\r\n"
     mail_params: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # extra header fields, e.g. ("TLS-Required", "No")
+    # Submit over STARTTLS (RFC 8689 4.1: REQUIRETLS is taken only over TLS). None: when a
+    # parameter needs it (REQUIRETLS).
+    tls: bool | None = None
 
 
 class Probe(Spec):
@@ -102,6 +106,8 @@ class Delivered(Check):
     check: Literal["delivered"]
     host: str | None = None
     tls: bool | None = None
+    # ESMTP parameters the delivering MAIL command must carry, e.g. REQUIRETLS (RFC 8689 4.2.1).
+    mail_params: tuple[str, ...] = ()
 
 
 class NotDelivered(Check):
@@ -195,9 +201,21 @@ class NotQueried(Check):
 
 
 class Bounced(Check):
-    """A delivery status notification for the message reached the sender (the world's mailbox)."""
+    """A delivery status notification for the message reached the sender (the world's mailbox):
+    with this enhanced ``status`` in its delivery-status part, delivered itself with the
+    REQUIRETLS parameter, returning headers only (RFC 8689 section 5), when those are given."""
 
     check: Literal["bounced"]
+    status: str | None = Field(default=None, pattern=r"^[245]\.[0-9]{1,3}\.[0-9]{1,3}$")
+    requiretls: bool | None = None
+    headers_only: bool | None = None
+
+
+class NoPlaintextMessage(Check):
+    """No byte of the message crossed the wire outside TLS: no world peer (nor the attacker in
+    front of one) saw MAIL, RCPT or DATA in cleartext (RFC 8689 section 4.2.1)."""
+
+    check: Literal["no-plaintext-message"]
 
 
 class NotBounced(Check):
@@ -243,6 +261,7 @@ SendingCheck = (
     | NotQueried
     | Bounced
     | NotBounced
+    | NoPlaintextMessage
 )
 SendingCheckField = Annotated[SendingCheck, Field(discriminator="check")]
 

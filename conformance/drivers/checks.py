@@ -9,8 +9,12 @@ waits out the deadline.
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 
 from conformance.catalog.model import (
@@ -21,6 +25,7 @@ from conformance.catalog.model import (
     Fact,
     Fetched,
     FirstContact,
+    NoPlaintextMessage,
     NotBounced,
     NotContacted,
     NotDelivered,
@@ -96,17 +101,82 @@ def _mx_deliveries(log: ObservationLog) -> list[DeliveredMessage]:
 
 
 def _bounces(log: ObservationLog) -> list[DeliveredMessage]:
-    """Delivery status notifications the SUT sent back to the scenario's sender."""
-    return [m for m in log.of(DeliveredMessage) if m.host == MAILBOX_HOST]
+    """Delivery status notifications the SUT sent back to the scenario's sender (the mailbox
+    also takes TLSRPT report mail, which is no bounce)."""
+    return [
+        m for m in log.of(DeliveredMessage) if m.host == MAILBOX_HOST and b"application/tlsrpt" not in m.data[:65536]
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Dsn:
+    """What a bounce says: the Status fields of its delivery-status part, and what it returns."""
+
+    statuses: tuple[str, ...]
+    returns_body: bool  # a message/rfc822 part (the whole message) rather than headers only
+
+
+def _read_dsn(data: bytes) -> _Dsn:
+    message = email.message_from_bytes(data, policy=email.policy.compat32)
+    statuses: list[str] = []
+    returns_body = False
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind == "message/delivery-status":
+            payload = part.get_payload()
+            blocks = payload if isinstance(payload, list) else [part]
+            for block in blocks:
+                text = block.as_string() if isinstance(block, Message) else str(block)
+                statuses += re.findall(r"(?im)^Status:\s*([245]\.\d{1,3}\.\d{1,3})", text)
+        elif kind == "message/rfc822":
+            returns_body = True
+    return _Dsn(tuple(statuses), returns_body)
 
 
 def check_bounced(check: Bounced, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     bounces = _bounces(log)
-    if bounces:
-        first = bounces[0]
-        return Decision(True, f"a bounce from <{first.mail_from}> reached the sender ({len(first.data)} bytes)")
-    if final:
-        return Decision(False, "no bounce reached the sender before the deadline")
+    if not bounces:
+        return Decision(False, "no bounce reached the sender before the deadline") if final else None
+    first = bounces[0]
+    dsn = _read_dsn(first.data)
+    said = (
+        f"a bounce from <{first.mail_from}> {' '.join(first.mail_options)} reached the sender "
+        f"({len(first.data)} bytes, status {', '.join(dsn.statuses) or 'none'}"
+        f"{', whole message returned' if dsn.returns_body else ''})"
+    )
+    evidence = (said,)
+    if check.status is not None and check.status not in dsn.statuses:
+        return Decision(False, f"expected status {check.status}; {said}", evidence)
+    with_requiretls = any(o.upper() == "REQUIRETLS" for o in first.mail_options)
+    if check.requiretls is not None and with_requiretls != check.requiretls:
+        how = "with" if check.requiretls else "without"
+        return Decision(False, f"expected the bounce sent {how} REQUIRETLS; {said}", evidence)
+    if check.headers_only is not None and dsn.returns_body == check.headers_only:
+        return Decision(
+            False, f"expected {'headers only' if check.headers_only else 'the whole message'}; {said}", evidence
+        )
+    return Decision(True, said, evidence)
+
+
+_MESSAGE_COMMANDS = ("MAIL FROM", "RCPT TO", "DATA", "BDAT")
+
+
+def check_no_plaintext_message(
+    check: NoPlaintextMessage, log: ObservationLog, ctx: Context, final: bool
+) -> Decision | None:
+    """Fails at once on a cleartext MAIL/RCPT/DATA seen by a world peer or a plaintext
+    delivery; passes at the end (or once the SUT settled)."""
+    for session in log.of(SmtpSession):
+        for line in session.lines:
+            if line.direction == "c2s" and not line.tls and line.text.upper().startswith(_MESSAGE_COMMANDS):
+                shown = f"{session.host}: C: {line.text}"
+                return Decision(False, f"the message crossed in cleartext ({shown})", session_lines(session))
+    for message in _mx_deliveries(log):
+        if not message.tls:
+            return Decision(False, f"the message was {_describe(message)}", (_describe(message),))
+    if final or ctx.settled is not None:
+        sessions = len(log.of(SmtpSession))
+        return Decision(True, f"no MAIL, RCPT or DATA in cleartext in {sessions} session(s)")
     return None
 
 
@@ -136,6 +206,14 @@ def check_delivered(check: Delivered, log: ObservationLog, ctx: Context, final: 
             return Decision(
                 False,
                 f"expected {wanted}; the message was {_describe(message)}",
+                (_describe(message),),
+            )
+        given = {option.partition("=")[0].upper() for option in message.mail_options}
+        missing = [p for p in check.mail_params if p.upper() not in given]
+        if missing:
+            return Decision(
+                False,
+                f"expected MAIL FROM with {' '.join(missing)}; the message was {_describe(message)}",
                 (_describe(message),),
             )
         return Decision(True, _describe(message), (_describe(message),))
@@ -356,6 +434,7 @@ _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], 
     NotBounced: check_not_bounced,
     NotContacted: check_not_contacted,
     NoTlsRecord: check_no_tls_record,
+    NoPlaintextMessage: check_no_plaintext_message,
 }
 
 

@@ -18,10 +18,15 @@ from email.utils import formatdate
 
 from conformance.catalog.model import AnyOf, SendingCheck, SendMessage
 from conformance.drivers.checks import Context, Decision, evaluate_sending, session_lines
-from conformance.drivers.smtpwire import WireClient, WireError
+from conformance.drivers.smtpwire import WireClient, WireError, unverified_context
 from conformance.targets.base import Target
 from conformance.world.observe import DnsQuery, HttpRequest, MitmAction, ObservationLog, SmtpSession
 from conformance.world.world import Stage
+
+
+def requires_tls(mail_params: tuple[str, ...]) -> bool:
+    """The REQUIRETLS MAIL parameter (RFC 8689 section 4) is among the stimulus's parameters."""
+    return any(p.partition("=")[0].upper() == "REQUIRETLS" for p in mail_params)
 
 
 class InjectionError(Exception):
@@ -44,6 +49,8 @@ def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tupl
     msg["Subject"] = f"{stimulus.subject} [{scenario_id}]"
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id
+    for name, value in stimulus.headers:
+        msg[name] = value
     msg.set_content(stimulus.body)
     return sender, recipients, msg.as_bytes().replace(b"\n", b"\r\n"), message_id
 
@@ -55,8 +62,12 @@ async def inject(
     data: bytes,
     params: tuple[str, ...],
     timeout: float,
+    *,
+    tls: bool = False,
 ) -> list[str]:
-    """Submit the message as a user would (plain SMTP to the submission endpoint)."""
+    """Submit the message as a user would: SMTP to the submission endpoint, after STARTTLS when
+    ``tls`` (RFC 8689 4.1: a server takes REQUIRETLS only over TLS). The SUT's certificate is
+    not judged here: this is the user's side, not a scenario's check."""
     try:
         client = await WireClient.connect(*endpoint, timeout=timeout)
     except WireError as exc:
@@ -67,6 +78,12 @@ async def inject(
             raise InjectionError(f"submission greeting {greeting.code} {greeting.text}")
         if (reply := await client.command("EHLO inject.mailtls.test")).code != 250:
             raise InjectionError(f"EHLO refused: {reply.code} {reply.text}")
+        if tls:
+            if (reply := await client.command("STARTTLS")).code != 220:
+                raise InjectionError(f"STARTTLS refused on the submission endpoint: {reply.code} {reply.text}")
+            await client.starttls(unverified_context(), None)
+            if (reply := await client.command("EHLO inject.mailtls.test")).code != 250:
+                raise InjectionError(f"EHLO after STARTTLS refused: {reply.code} {reply.text}")
         mail = f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params)
         if (reply := await client.command(mail)).code != 250:
             raise InjectionError(f"MAIL refused: {reply.code} {reply.text}")
@@ -125,6 +142,7 @@ async def run_sending(
         data,
         stimulus.mail_params,
         timeout=max(0.1, deadline - time.monotonic()),
+        tls=stimulus.tls if stimulus.tls is not None else requires_tls(stimulus.mail_params),
     )
     settled: str | None = None
 
