@@ -69,7 +69,7 @@ def _fast_retries(variant: MtaVariant) -> MtaVariant:
 
 class ReferenceTarget(Target):
     roles = frozenset({Role.SENDING_MTA, Role.RECEIVING_MTA, Role.POLICY_DOMAIN, Role.REPORT_RECEIVER})
-    claims = frozenset({"tls-records", "starttls", "tlsrpt", "report-store", "dane"})
+    claims = frozenset({"tls-records", "starttls", "tlsrpt", "report-store", "dane", "requiretls"})
 
     def __init__(self, variant: Variant = REFERENCE) -> None:
         self.variant = variant

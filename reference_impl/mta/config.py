@@ -1,7 +1,7 @@
 """The reference MTA's configuration and its replaceable parts (the variant a mutant swaps).
 
 :class:`MtaConfig` is what a deployment sets (names, ports, files, timeouts, RFC 8461, RFC 7672
-and RFC 8460 settings); :class:`MtaVariant` is the code: every part a conformance mutant replaces,
+RFC 8460 and RFC 8689 settings); :class:`MtaVariant` is the code: every part a conformance mutant replaces,
 the reference behaviour by default (see :mod:`reference_impl.mta.mutants`).
 """
 
@@ -47,6 +47,7 @@ from reference_impl.mtasts.fetch import discover_policy
 from reference_impl.mtasts.matching import policy_allows_mx
 from reference_impl.mtasts.policy import parse_policy
 from reference_impl.mtasts.record import select_record
+from reference_impl.requiretls.policy import RequireTlsParts
 from reference_impl.smtp.client import SmtpClientConnection
 
 __all__ = ["MtaConfig", "MtaVariant", "ServerHandle", "ServerStarter", "keep_record", "mx_name_as_sni"]
@@ -108,6 +109,8 @@ class MtaVariant:
     dane: DaneParts = field(default_factory=DaneParts)
     # TLSRPT, RFC 8460: report generation and delivery, part by part.
     tlsrpt: TlsRptParts = field(default_factory=TlsRptParts)
+    # REQUIRETLS, RFC 8689: relaying (4.2.1), the TLS-Required header (4.2.2), bounces (5).
+    requiretls: RequireTlsParts = field(default_factory=RequireTlsParts)
 
     def sts_parts(self) -> StsParts:
         return StsParts(
@@ -148,6 +151,12 @@ class MtaConfig:
     # used only with DNSSEC-validated TLSA records (names compared case-insensitively, no root dot).
     dane_required_domains: frozenset[str] = frozenset()
     tlsrpt: TlsRptConfig | None = None  # RFC 8460 reporting; None: off
+    # RFC 8689 4.2.1 step 2: whether an MTA-STS policy in testing mode validates an MX name for a
+    # REQUIRETLS message (the RFC does not say; only enforce counts by default).
+    requiretls_sts_testing_counts: bool = False
+    # RFC 3461: the listeners advertise DSN and so accept NOTIFY/ORCPT/RET/ENVID, which the queue
+    # honours for failure notices and relays to DSN-capable hosts (RFC 8689 section 5 needs RET).
+    advertise_dsn: bool = True
 
     def __post_init__(self) -> None:
         if (self.inbound_cert_file is None) != (self.inbound_key_file is None):

@@ -83,7 +83,8 @@ def opportunistic_tls(situation: TlsSituation) -> TlsAction:
     refuse to deliver because of TLS, except for a REQUIRETLS message."""
     if situation.requiretls:
         # RFC 8689 section 4.2.1: no cleartext and no unverified TLS for a REQUIRETLS
-        # message; the next host (or, in the end, a deferral) is the only way on.
+        # message; the next host (or, in the end, a bounce) is the only way on. The sender asks
+        # RequireTlsParts.tls_decision for such messages; this guard stays for other callers.
         return TlsAction.NEXT_HOST
     if situation.stage in (TlsStage.NOT_OFFERED, TlsStage.REFUSED):
         return TlsAction.CONTINUE_PLAINTEXT  # RFC 3207 section 4: STARTTLS is optional

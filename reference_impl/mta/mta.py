@@ -50,6 +50,7 @@ from reference_impl.mta.danediscover import discover_dane
 from reference_impl.mta.danepolicy import NO_DANE, DaneApplied
 from reference_impl.mta.errors import MtaConfigError
 from reference_impl.mta.mxplan import Route
+from reference_impl.mta.mxtls import chain_verified_mx_context
 from reference_impl.mta.queue import (
     DeliveryJob,
     MessageQueue,
@@ -80,8 +81,11 @@ from reference_impl.mta.stspolicy import (
 )
 from reference_impl.mtasts.cache import PolicyCache
 from reference_impl.mtasts.fetch import address_resolver, txt_lookup
+from reference_impl.requiretls.bounce import has_requiretls
+from reference_impl.requiretls.nexthop import QualifyOptions
 from reference_impl.smtp.aio_client import AsyncSmtpClient
 from reference_impl.smtp.client import SmtpClientConnection
+from reference_impl.smtp.server import DEFAULT_EXTENSIONS
 from reference_impl.tlsrpt.outbox import Outbox, OutboxEntry, PostState
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,7 @@ class ReferenceMta:
             clock=self.clock,
             retry=config.retry,
             reporting_mta=config.hostname,
+            bounce_rules=self.variant.requiretls.bounce,
         )
         self._records = TlsRecordStore(config.state_dir / "tls-records.sqlite3")
         try:
@@ -219,6 +224,8 @@ class ReferenceMta:
         extra: dict[str, Any] = {}
         if self.variant.server_connection_factory is not None:
             extra["connection_factory"] = self.variant.server_connection_factory
+        if config.advertise_dsn:
+            extra["extensions"] = (*DEFAULT_EXTENSIONS, "DSN")  # RFC 3461 section 4
         for name, listen in wanted.items():
             handler = QueueingHandler(
                 self.queue,
@@ -377,6 +384,9 @@ class ReferenceMta:
             transient_result=variant.tlsrpt.transient_result,
             dane_enforcement=variant.dane.enforcement,
             dane_matcher=variant.dane.matcher,
+            requiretls=variant.requiretls,
+            requiretls_options=QualifyOptions(sts_testing_counts=config.requiretls_sts_testing_counts),
+            requiretls_context=chain_verified_mx_context(ca_file, variant.tls_floor),
         )
 
     async def _run(self) -> None:
@@ -440,14 +450,29 @@ class ReferenceMta:
         records: tuple[TlsSessionRecord, ...] = ()
         parts = self.variant.tlsrpt
         report_mail = job.tlsrpt_report and parts.mail_exempt_from_tls_policy
+        rt = self.variant.requiretls
+        # RFC 8689 4.2.1: the REQUIRETLS parameter stays with the message (a mutant drops it).
+        delivery_job, tls_optional = dataclasses.replace(job, mail_params=rt.relay_params(job.mail_params)), False
+        if not report_mail and rt.tls_optional(delivery_job.mail_params, job.data):
+            # RFC 8689 4.2.2 "TLS-Required: No": STARTTLS is tried, but no MTA-STS or DANE
+            # failure stops the message (the decision of report mail, which is the same).
+            tls_optional = True
+            keep = [p for p in delivery_job.mail_params if not has_requiretls((p,))]
+            delivery_job = dataclasses.replace(delivery_job, mail_params=tuple(keep))
+            settings = dataclasses.replace(
+                settings,
+                tls_decision=delivery.report_mail_tls,
+                attempt_starttls=settings.attempt_starttls and rt.optional_attempts_starttls,
+            )
         try:
             # RFC 8461 section 5.1: discover the policy before the MX walk (every attempt,
             # so a deferred message is never bounced without the TXT record checked again).
             # RFC 8460 5.3.1: report mail "MUST NOT honor MTA-STS or DANE TLSA failures": no policy.
-            sts, records = (NO_POLICY, ()) if report_mail else await self._discover(job.domain)
+            no_policy = report_mail or tls_optional
+            sts, records = (NO_POLICY, ()) if no_policy else await self._discover(job.domain)
             route = await resolve_route(job.domain, self._dns, self.variant.mx_ordering)
-            dane = NO_DANE if report_mail else await self._dane(job.domain, route)
-            result = await deliver_job(job, route, settings, sts, dane)
+            dane = NO_DANE if no_policy else await self._dane(job.domain, route)
+            result = await deliver_job(delivery_job, route, settings, sts, dane)
             outcomes = result.outcomes
             records = (*records, *result.tls_records)
             if job.tlsrpt_report and not parts.records_report_sessions:

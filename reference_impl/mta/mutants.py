@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reference_impl.mta import dane_mutants as dane
+from reference_impl.mta import requiretls_mutants as requiretls
 from reference_impl.mta import stsmutants as sts
 from reference_impl.mta import tlsrpt_mutants as tlsrpt
 from reference_impl.mta.mta import MtaVariant, ServerStarter
@@ -140,6 +141,13 @@ KEEPS_PLAINTEXT_AFTER_STARTTLS = MtaVariant(
 RECORDS_ALL_SUCCESS = MtaVariant(name="records-success", record_hook=record_as_success)
 
 STS_MUTANTS = sts.STS_MUTANTS
+# RFC 8689 (REQUIRETLS), reference_impl.mta.requiretls_mutants. ``requiretls-before-tls`` is held
+# back from ALL_MUTANTS: RFC 8689 does not regulate what a server lists or answers before TLS (the
+# catalog records it, never judges it), so no scenario can name it and the catalog lint would fail;
+# it joins once a scenario judges it.
+REQUIRETLS_MUTANTS = requiretls.REQUIRETLS_MUTANTS
+REQUIRETLS_DESCRIPTIONS = requiretls.REQUIRETLS_DESCRIPTIONS
+REQUIRETLS_UNJUDGED = tuple(v for v in REQUIRETLS_MUTANTS if v.name == "requiretls-before-tls")
 TLSRPT_MUTANTS = (*tlsrpt.TLSRPT_MUTANTS, *dane.DANE_MUTANTS)
 TLSRPT_DESCRIPTIONS = {**tlsrpt.TLSRPT_DESCRIPTIONS, **dane.DANE_DESCRIPTIONS}
 
@@ -156,4 +164,5 @@ ALL_MUTANTS = (
     KEEPS_PLAINTEXT_AFTER_STARTTLS,
     RECORDS_ALL_SUCCESS,
     *STS_MUTANTS,
+    *(v for v in REQUIRETLS_MUTANTS if v not in REQUIRETLS_UNJUDGED),
 )

@@ -44,6 +44,18 @@ def verified_mx_context(ca_file: str | None, floor: str) -> ssl.SSLContext:
     return context
 
 
+def chain_verified_mx_context(ca_file: str | None, floor: str) -> ssl.SSLContext:
+    """The context for a REQUIRETLS message's next hop (RFC 8689 section 4.2.1 step 4): the chain
+    is verified to ``ca_file`` by OpenSSL, the host name is not, because RFC 8689 lets the MX
+    name match a DNS-ID or a CN-ID (RFC 6125 6.4.4), which the sender checks after the handshake
+    (:func:`reference_impl.requiretls.nexthop.check_session`); TLS >= floor."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    _apply_floor(context, floor)
+    return context
+
+
 def unverified_mx_context(floor: str) -> ssl.SSLContext:
     """Opportunistic TLS without authentication (RFC 7435), still TLS >= floor."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -23,6 +23,10 @@ returns. It reads time only through the injected :class:`~reference_impl.mta.clo
 A message can be flagged as a TLSRPT report (RFC 8460 section 3, ``tlsrpt_report``): its
 delivery sessions follow the rules for report mail (delivered despite TLS failures, not
 recorded for the next report); the flag travels with every job of the message.
+
+The DSN of a REQUIRETLS message (RFC 8689 section 5) is sent with REQUIRETLS and carries only
+the original headers, even when RET=FULL was asked (:class:`~reference_impl.requiretls.bounce.
+BounceRules`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pathlib import Path
 from reference_impl.mta import dsn
 from reference_impl.mta.clock import Clock
 from reference_impl.mta.errors import QueueError
+from reference_impl.requiretls.bounce import BounceRules
 from reference_impl.sqlite_store import SqliteStore
 
 _SCHEMA = """
@@ -183,8 +188,17 @@ class MessageQueue(SqliteStore):
     closed_error = QueueError
     what = "queue"
 
-    def __init__(self, path: Path | str, *, clock: Clock, retry: RetryPolicy, reporting_mta: str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        clock: Clock,
+        retry: RetryPolicy,
+        reporting_mta: str,
+        bounce_rules: BounceRules | None = None,
+    ) -> None:
         self._clock = clock
+        self._bounce = bounce_rules or BounceRules()
         self._retry = retry
         self._reporting_mta = reporting_mta
         # Durability before the 250: every commit is fsynced (RFC 5321 section 6.1).
@@ -411,7 +425,8 @@ class MessageQueue(SqliteStore):
             created_at=now,
             token=token,
             envid=dsn.envelope_id(job.mail_params),
-            return_full=dsn.wants_full_return(job.mail_params),
+            # RFC 8689 section 5: RET=HDRS behaviour for a REQUIRETLS message.
+            return_full=self._bounce.return_full(job.mail_params),
         )
         data = dsn.build_dsn(request)
         try:
@@ -425,7 +440,7 @@ class MessageQueue(SqliteStore):
             [Recipient(job.sender)],
             {job.sender: domain},
             data,
-            (),
+            self._bounce.mail_params(job.mail_params),  # RFC 8689 section 5: REQUIRETLS again
             job.message_id,
             now,
         )

@@ -41,11 +41,28 @@ CERT_NONE and a home-made check of the leaf afterwards, would need a second path
 and cannot see intermediate certificates on Python 3.11 (only the leaf is exposed), so chains
 with intermediates would be misjudged. The world sees the honest sequence: an aborted
 handshake, then a new session.
+
+REQUIRETLS (RFC 8689 section 4.2.1), for a message with the REQUIRETLS MAIL parameter and a
+non-empty reverse path (``strict``): each MX host must pass the checks of
+:mod:`reference_impl.requiretls.nexthop`. The MX name is checked before connecting (DNSSEC or an
+MTA-STS ``mx`` match); every TLS failure gives the host up (``RequireTlsParts.tls_decision``);
+the handshake verifies the chain (a context without OpenSSL's host name check, so that the MX
+name may match a DNS-ID or a CN-ID, checked afterwards; under an enforced MTA-STS policy DNS-IDs
+only), and the EHLO after TLS must list REQUIRETLS. A host that fails gets QUIT and the next is
+tried; the message then goes out with ``MAIL FROM:<..> REQUIRETLS``. When no host qualified and
+every host tried failed one of those conditions, the message fails permanently at once with
+5.7.30 (the last failure was a missing REQUIRETLS) or 5.7.10 (anything else): section 4.2.1's
+"MUST NOT transmit" and "MUST send a non-delivery notification". A host that could not be asked
+at all (refused connection, timeout, 4xx greeting) leaves the question open: the message is
+deferred as usual. A non-delivery message (empty reverse path) with REQUIRETLS is outside that
+procedure (section 5: it "SHOULD NOT" be discarded because the next hop lacks REQUIRETLS): it is
+sent under the ordinary TLS policy, with REQUIRETLS whenever the next hop advertises it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +88,7 @@ from reference_impl.mta.mxtls import unverified_mx_context as unverified_mx_cont
 from reference_impl.mta.mxtls import verified_mx_context as verified_mx_context  # re-exported
 from reference_impl.mta.queue import DeliveryJob, OutcomeKind, RecipientOutcome
 from reference_impl.mta.records import POLICY_TYPE_TLSA, TlsResultType, TlsSessionRecord
+from reference_impl.mta.requiretls_hops import FAILURE_OF_RESULT, base_hop, session_hop, strict_requiretls
 from reference_impl.mta.stspolicy import (
     NO_POLICY,
     MxAction,
@@ -85,6 +103,8 @@ from reference_impl.mta.stspolicy import (
 )
 from reference_impl.mta.transaction import run_transaction
 from reference_impl.mtasts.matching import policy_allows_mx
+from reference_impl.requiretls.nexthop import NextHopFailure, QualifyOptions
+from reference_impl.requiretls.policy import RequireTlsParts
 from reference_impl.smtp.errors import SmtpError, TlsHandshakeFailed
 from reference_impl.smtp.replies import Reply
 
@@ -179,6 +199,10 @@ class SenderSettings:
     dane_enforcement: TlsDecision = enforce_dane
     dane_matcher: ChainMatcher = verify_chain
     peer_chain: PeerChain = field(default=presented_chain)
+    # REQUIRETLS (RFC 8689 section 4.2.1), see reference_impl.requiretls.
+    requiretls: RequireTlsParts = field(default_factory=RequireTlsParts)
+    requiretls_options: QualifyOptions = field(default_factory=QualifyOptions)
+    requiretls_context: ssl.SSLContext | None = None  # chain-verifying, no host name check
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +218,7 @@ class _Attempt:
     outcomes: tuple[RecipientOutcome, ...] | None = None
     record: TlsSessionRecord | None = None
     error: str = ""
+    requiretls_failure: NextHopFailure | None = None  # RFC 8689 4.2.1: the condition that failed
 
     @property
     def tls_failed(self) -> bool:
@@ -222,8 +247,20 @@ async def deliver_job(
     errors: list[str] = []
     checked: dict[str, MxAction] = {}
     enforced_failures = 0
+    strict = strict_requiretls(job)
+    rt = settings.requiretls
+    last_failure: NextHopFailure | None = None
+    unanswered = False  # a host that could not be asked whether it qualifies
     for host, address in settings.host_walk(route):
         mx_dane = dane.for_host(host.name)
+        if strict:
+            # RFC 8689 4.2.1 step 2: the MX name is trusted (DNSSEC or MTA-STS) or not used.
+            hop = base_hop(host, route, sts, settings.sts_mx_matcher)
+            failure = rt.mx_name_check(hop, settings.requiretls_options)
+            if failure is not None:
+                last_failure = failure
+                errors.append(f"{host.name}[{address}]: REQUIRETLS: {failure.value}")
+                continue
         action = checked.get(host.name)
         if action is None:
             action = checked[host.name] = _check_host(job, host, settings, sts, mx_dane, records)
@@ -238,6 +275,11 @@ async def deliver_job(
         else:
             policy = sts_host_policy(sts, settings.sts_enforcement, settings.tls_decision)
         attempt = await _attempt_address(job, host, address, settings, policy)
+        if strict and attempt.outcomes is None:
+            if attempt.requiretls_failure is not None:
+                last_failure = attempt.requiretls_failure
+            else:
+                unanswered = True
         if attempt.record is not None:
             records.append(settings.record_hook(attempt.record))
             if policy.enforced and attempt.outcomes is None and attempt.tls_failed:
@@ -249,6 +291,10 @@ async def deliver_job(
     # (RFC 8461 section 5: a policy failure too, see stspolicy.no_delivery_outcome).
     reason = "no MX host accepted the connection: " + "; ".join(errors)
     kind, status = settings.sts_no_delivery(NoDelivery(sts.mode, enforced_failures, reason))
+    if strict and last_failure is not None and not unanswered:
+        # RFC 8689 4.2.1: no MX qualified: a non-delivery notice (5.7.30 / 5.7.10).
+        reason = "no MX host qualified for REQUIRETLS: " + "; ".join(errors)
+        kind, status = rt.no_hop_outcome(last_failure)
     addresses = [r.address for r in job.recipients]
     outcomes = decide.outcomes_for_all(addresses, kind, status, reason[:900])
     return JobResult(outcomes, tuple(records))
@@ -343,16 +389,37 @@ async def _session(
         except SmtpError as exc:  # timeout or lost connection around STARTTLS
             return _Attempt(error=f"session failed before MAIL: {exc}")
         if isinstance(secured, _Attempt):
+            if strict_requiretls(job):
+                if secured.record is not None:
+                    secured.requiretls_failure = FAILURE_OF_RESULT.get(secured.record.result_type)
+                await _quit_quietly(client)  # RFC 8689 4.2.1: "MUST issue a QUIT" (if still open)
             return secured
         client, record = secured
-        requiretls = decide.requires_tls(job.mail_params)
-        if requiretls and "REQUIRETLS" not in client.extensions:
-            # RFC 8689 section 4.2.1: the next hop must advertise REQUIRETLS.
-            return _Attempt(record=record, error="REQUIRETLS not offered")
+        if strict_requiretls(job):
+            der = getattr(client, "peer_certificate_der", None)
+            hop = session_hop(
+                host=host,
+                tls_version=client.tls_version,
+                extensions=client.extensions,
+                peer_der=der if isinstance(der, bytes) else None,
+                result=record.result_type,
+                chain_verified_context=settings.requiretls.verify_certificate,
+                policy=policy,
+            )
+            failure = settings.requiretls.session_check(hop)
+            if failure is not None:
+                # RFC 8689 4.2.1: "the client MUST issue a QUIT" and try the next MX.
+                await _quit_quietly(client)
+                return _Attempt(record=record, error=f"REQUIRETLS: {failure.value}", requiretls_failure=failure)
         outcomes = await run_transaction(client, job, host)
         return _Attempt(outcomes=outcomes, record=record)
     finally:
         await client.close()
+
+
+async def _quit_quietly(client: SmtpClient) -> None:
+    with contextlib.suppress(SmtpError):  # the session is given up anyway
+        await client.quit()
 
 
 def _record(
@@ -393,10 +460,11 @@ async def _secure(
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """Bring the session to the TLS state the decision function allows; returns the client
     to continue with (maybe a new one) and the session's TLS record, or a finished attempt."""
-    requiretls = decide.requires_tls(job.mail_params)
+    requiretls = strict_requiretls(job)
     greeting = client.greeting
     local_ip = settings.local_ip(client)  # read now: a failed handshake closes the socket
-    tls_decision = policy.decision
+    # RFC 8689 4.2.1: for a REQUIRETLS message every TLS failure is the REQUIRETLS decision's.
+    tls_decision = settings.requiretls.tls_decision if requiretls else policy.decision
 
     def situation(stage: TlsStage, result: TlsResultType, detail: str) -> TlsSituation:
         return TlsSituation(stage, job.domain, host.name, result, detail, requiretls, policy.sts_mode)
@@ -431,6 +499,10 @@ async def _secure(
     # needs the Web PKI after all.
     tlsa_decides = policy.dane is not None and (bool(policy.dane.usable) or not requiretls)
     context = settings.unverified_context if tlsa_decides else settings.verified_context
+    if requiretls and not tlsa_decides:
+        # RFC 8689 4.2.1 step 4: the chain is verified here; the name (DNS-ID or CN-ID) after.
+        chain_only = settings.requiretls_context or settings.verified_context
+        context = chain_only if settings.requiretls.verify_certificate else settings.unverified_context
     try:
         reply = await client.starttls(context, settings.sni_for(host.name))
     except TlsHandshakeFailed as exc:

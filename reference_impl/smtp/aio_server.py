@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._aio_stream import CoreStream
 from .errors import SmtpConnectionLost, SmtpError
@@ -276,12 +276,15 @@ async def start_smtp_server(
     connection_factory: Callable[..., SmtpServerConnection] = SmtpServerConnection,
     idle_timeout_s: float = 60,
     max_message_size: int = 10 * 2**20,
+    extensions: Sequence[str] | None = None,
 ) -> SmtpServerHandle:
     """Listen on ``host:port`` (port 0: ephemeral) and serve SMTP until ``close()``.
 
     With ``implicit_tls`` (RFC 8314 3.3) TLS starts on connect and STARTTLS is not offered;
-    otherwise STARTTLS is offered when ``tls_context`` is given.
+    otherwise STARTTLS is offered when ``tls_context`` is given. ``extensions`` are the EHLO
+    keywords besides SIZE, STARTTLS and REQUIRETLS (None: the core's default).
     """
+    more: dict[str, Any] = {} if extensions is None else {"extensions": tuple(extensions)}
     if implicit_tls and tls_context is None:
         raise ValueError("implicit_tls needs a tls_context")
     loop = asyncio.get_running_loop()
@@ -297,6 +300,7 @@ async def start_smtp_server(
             tls_available=tls_context is not None,
             tls_active=implicit_tls,
             max_message_size=max_message_size,
+            **more,
         )
         if implicit_tls and stream.transport is not None:
             ssl_object = stream.transport.get_extra_info("ssl_object")

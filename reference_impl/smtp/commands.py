@@ -83,9 +83,10 @@ class PathArgument:
         return dict(self.params)
 
 
-def parse_command(line: bytes) -> Command:
-    """A command line without its CRLF (RFC 5321 4.1.1)."""
-    if len(line) + 2 > MAX_COMMAND_LINE:
+def parse_command(line: bytes, limit: int = MAX_COMMAND_LINE) -> Command:
+    """A command line without its CRLF (RFC 5321 4.1.1); ``limit`` includes the CRLF (an
+    extension may raise it, RFC 5321 4.5.3.1.4, e.g. RFC 8689 section 2 by 11 octets)."""
+    if len(line) + 2 > limit:
         raise CommandSyntaxError("Line too long", 500, "5.5.2", "RFC 5321 4.5.3.1.4")
     try:
         text = line.decode("utf-8")

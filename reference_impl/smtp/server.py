@@ -5,18 +5,22 @@ RSET, VRFY, NOOP, QUIT), 4.2.4 (500/501/502), 4.1.1.11 and 4.1.1.4 (555, 354, 55
 valid recipients), 4.5.2 (dot-unstuffing), 4.5.3.1 (line limits); RFC 1870 (SIZE); RFC 2034
 (enhanced status codes); RFC 2920 (pipelined commands answered in order); RFC 3207 4 and 4.2
 (STARTTLS offered only without TLS, 503 inside TLS, session reset after TLS and discard of
-plaintext that followed the STARTTLS line: CVE-2011-0411).
+plaintext that followed the STARTTLS line: CVE-2011-0411); RFC 8689 sections 2 and 4.1
+(REQUIRETLS advertised and its MAIL parameter accepted only inside TLS, the parameter takes
+no value).
 
 Transition table (``_IN_SEQUENCE``): a verb is accepted only in the listed states; anything
 else gets 503. MAIL/RCPT/end-of-data are decisions of the application: the core emits
 ``MailRequested``/``RcptRequested``/``MessageReceived`` and waits for ``accept()``/``reject()``
 before it reads the next pipelined command. Normative choices sit in small methods
 (``_ehlo_keywords``, ``_advertise_starttls``, ``_starttls_refusal``,
-``_discard_pending_plaintext``) so the test suite can build broken "mutant" subclasses.
+``_discard_pending_plaintext``, ``_requiretls_available``, ``_advertise_requiretls``,
+``_requiretls_problem``) so the test suite can build broken "mutant" subclasses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
@@ -59,6 +63,7 @@ DEFAULT_EXTENSIONS = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8
 MAX_PENDING_PLAINTEXT = 64 * 1024  # kept after STARTTLS only to be discarded (or not, mutants)
 MAX_INPUT_BUFFER = 4 * 1024 * 1024  # unprocessed input; the adapter reads far less at a time
 MAX_TRANSCRIPT = 10_000
+REQUIRETLS_LINE_ALLOWANCE = 11  # RFC 8689 section 2: " REQUIRETLS" lengthens MAIL FROM
 
 # Which MAIL / RCPT parameters each advertised extension makes acceptable.
 _NOT_IMPLEMENTED = frozenset({"EXPN", "TURN", "ETRN", "ATRN", "AUTH", "BDAT", "SEND", "SOML", "SAML"})
@@ -294,7 +299,28 @@ class SmtpServerConnection:
             keywords.append(f"SIZE {self.max_message_size}")  # RFC 1870 4
         if self._advertise_starttls():
             keywords.append("STARTTLS")
+        if self._advertise_requiretls() and "REQUIRETLS" not in (k.upper() for k in keywords):
+            keywords.append("REQUIRETLS")  # RFC 8689 section 2
         return keywords
+
+    def _requiretls_available(self) -> bool:
+        # RFC 8689 section 2: REQUIRETLS is offered "only in the EHLO response that follows
+        # STARTTLS" (or inside implicit TLS, RFC 8314): a cleartext session cannot honour it.
+        return self._tls_active
+
+    def _advertise_requiretls(self) -> bool:
+        return self._requiretls_available()
+
+    def _requiretls_problem(self, value: str | None) -> Reply | None:
+        """The refusal of ``MAIL FROM:<..> REQUIRETLS[=value]``, or None to accept it."""
+        if not self._requiretls_available():
+            # RFC 8689 leaves the reply open; RFC 3207 section 4 answers a command that needs
+            # TLS with 530, and RFC 3463/5248 X.7.10 is "Encryption needed".
+            return self._reply(530, "5.7.10", "REQUIRETLS needs a TLS session (issue STARTTLS first)")
+        if value is not None:
+            # RFC 8689 section 2: "requiretls-param = "REQUIRETLS"": no value (RFC 5321 4.1.1.11).
+            return self._reply(501, "5.5.4", "REQUIRETLS takes no value")
+        return None
 
     def _starttls_refusal(self) -> Reply | None:
         if self._tls_active:
@@ -305,6 +331,13 @@ class SmtpServerConnection:
         return None
 
     # -- helpers --------------------------------------------------------------------------
+    def _line_limit(self, line: bytes) -> int:
+        """RFC 5321 4.5.3.1.4 (512 octets with CRLF), raised by 11 octets for a MAIL command
+        that carries REQUIRETLS where the extension is offered (RFC 8689 section 2, item 5)."""
+        if line[:5].upper() == b"MAIL " and b"REQUIRETLS" in line.upper() and self._requiretls_available():
+            return MAX_COMMAND_LINE + REQUIRETLS_LINE_ALLOWANCE
+        return MAX_COMMAND_LINE
+
     def _reset_session(self) -> None:
         self._ehlo_name = None
         self._esmtp = False
@@ -355,14 +388,14 @@ class SmtpServerConnection:
         while True:
             end = self._buffer.find(b"\n")
             if end < 0:
-                if len(self._buffer) > MAX_COMMAND_LINE - 1:
+                if len(self._buffer) > MAX_COMMAND_LINE + REQUIRETLS_LINE_ALLOWANCE - 1:
                     self._long_line = True  # keep nothing of a line we will refuse anyway
                     self._buffer.clear()
                 return None
             line = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             line = line.removesuffix(b"\r")
-            if self._long_line or len(line) + 2 > MAX_COMMAND_LINE:
+            if self._long_line or len(line) + 2 > self._line_limit(line):
                 self._long_line = False
                 self._log("c2s", line[:80].decode("latin-1") + "...")
                 # RFC 5321 4.5.3.1.10: "500 Line too long."
@@ -374,7 +407,7 @@ class SmtpServerConnection:
     def _handle_line(self, line: bytes) -> ServerEvent | None:
         self._log("c2s", line.decode("latin-1"))
         try:
-            command = parse_command(line)
+            command = parse_command(line, self._line_limit(line))
         except CommandSyntaxError as exc:
             return self._error(self._reply(exc.code, exc.enhanced, exc.message))
         verb, argument = command.verb, command.argument
@@ -437,7 +470,19 @@ class SmtpServerConnection:
             path = parse_mail_argument(argument)
         except CommandSyntaxError as exc:
             return self._error(self._reply(exc.code, exc.enhanced, exc.message))
-        problem = check_params(path, self._mail_params, "MAIL FROM", path.param_map, self._esmtp, self.max_message_size)
+        requiretls = [value for keyword, value in path.params if keyword == "REQUIRETLS"]
+        if requiretls and self._esmtp:
+            refusal = self._requiretls_problem(requiretls[0])
+            if refusal is not None:
+                return self._error(refusal)
+            # Checked here (RFC 8689 section 2); the generic check sees the other parameters.
+            rest = tuple(p for p in path.params if p[0] != "REQUIRETLS")
+            checked = dataclasses.replace(path, params=rest)
+        else:
+            checked = path
+        problem = check_params(
+            checked, self._mail_params, "MAIL FROM", path.param_map, self._esmtp, self.max_message_size
+        )
         if problem is not None:
             return self._error(self._reply(*problem))
         self._decision = MailRequested(path.address, path.param_map)
