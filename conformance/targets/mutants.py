@@ -59,24 +59,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "sts-fetch-without-sni": "the policy fetch sends no SNI (RFC 8461 7.1)",
     "sts-retries-failed-fetch": "refetches a failed policy id at once, not after 5 minutes (RFC 8461 3.3)",
     "sts-parent-domain": "mail for sub.d also gets d's policy (RFC 8461 3.4)",
-    # REQUIRETLS (RFC 8689), reference_impl.mta.requiretls_mutants
-    "requiretls-before-tls": "advertises and accepts REQUIRETLS on a cleartext session (RFC 8689 2)",
-    "requiretls-not-advertised": "no REQUIRETLS: never advertised, not even after STARTTLS, parameter refused "
-    "(RFC 8689 2)",
-    "requiretls-value-accepted": "accepts MAIL FROM:<..> REQUIRETLS=YES (RFC 8689 2)",
-    "tls-required-ignored": "TLS-Required: No has no effect: MTA-STS/DANE failures still block (RFC 8689 4.2.2)",
-    "tls-required-no-starttls": "with TLS-Required: No, STARTTLS is not even tried (RFC 8689 4.2.2)",
-    "tls-required-overrides-param": "TLS-Required: No is honoured despite the REQUIRETLS parameter (RFC 8689 4.1)",
-    "requiretls-no-dnssec-check": "REQUIRETLS relays to an MX name neither DNSSEC- nor MTA-STS-validated "
-    "(RFC 8689 4.2.1)",
-    "requiretls-cert-unverified": "REQUIRETLS relays without verifying the MX certificate (RFC 8689 4.2.1)",
-    "requiretls-param-dropped": "drops the REQUIRETLS tag: relays like any message, without the parameter "
-    "(RFC 8689 4.2.1)",
-    "requiretls-defers": "defers instead of bouncing when no MX qualifies for REQUIRETLS (RFC 8689 4.2.1)",
-    "requiretls-plaintext-fallback": "relays a REQUIRETLS message in cleartext when TLS fails (RFC 8689 4.2.1)",
-    "requiretls-bounce-full-body": "the NDN of a REQUIRETLS message returns the full body on RET=FULL (RFC 8689 5)",
-    "requiretls-bounce-without-requiretls": "the NDN of a REQUIRETLS message is sent without REQUIRETLS (RFC 8689 5)",
-    "requiretls-bounce-wrong-code": "a REQUIRETLS bounce swaps 5.7.30 and 5.7.10 (RFC 8689 4.2.1)",
+    # REQUIRETLS (RFC 8689): described where they are built.
+    **mta.REQUIRETLS_DESCRIPTIONS,
 }
 
 
