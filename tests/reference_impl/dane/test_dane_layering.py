@@ -5,26 +5,11 @@ done here."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from tests.reference_impl.imports import imported
+
 IO_MODULES = {"asyncio", "socket", "ssl", "_ssl", "selectors", "dns", "dnslib", "h11", "aiosmtpd", "urllib"}
-
-
-def imported(module: str) -> set[str]:
-    spec = importlib.util.find_spec(module)
-    assert spec is not None and spec.origin is not None
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
 
 
 @pytest.mark.parametrize(
