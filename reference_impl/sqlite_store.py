@@ -8,7 +8,8 @@ own error rather than sqlite3's.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
@@ -53,3 +54,16 @@ class SqliteStore:
         if self._db is None:
             raise self.closed_error(f"the {self.what} is closed")
         return self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE: no other writer can slip in
+        between a read and the write that depends on it); rolled back on any exception."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
