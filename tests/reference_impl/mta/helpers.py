@@ -10,9 +10,15 @@ import contextlib
 import email
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from dnslib import AAAA, MX, QTYPE, RCODE, RR, TLSA, A, DNSRecord
+
+from reference_impl.mta.queue import RetryPolicy
+
+if TYPE_CHECKING:
+    from conformance.world.world import World
 
 MAX_LINE = 2048
 MAX_DATA = 1_000_000
@@ -262,3 +268,26 @@ async def start_mx_group(
             continue
         return port, started
     raise RuntimeError("no common free port for the fake MX hosts")
+
+
+def world_mta_settings(world: World, state_dir: Path) -> dict[str, Any]:
+    """MtaConfig keywords for a reference MTA run against the conformance world in a test: the
+    world's resolver, MX port, CA and policy-host port; no listeners; short timeouts; one retry
+    ten minutes later (tests see the first attempt only)."""
+    info = world.info
+    return {
+        "hostname": "mta.reference.test",
+        "state_dir": state_dir,
+        "resolver": info.resolver,
+        "mx_port": info.smtp_port,
+        "ca_file": info.trust_bundle,
+        "submission_listen": None,
+        "inbound_listen": None,
+        "dns_timeout_s": 2.0,
+        "smtp_timeout_s": 5.0,
+        "session_timeout_s": 10.0,
+        "retry": RetryPolicy(schedule=(600.0,), max_lifetime_s=86400.0),
+        "poll_interval_s": 0.1,
+        "sts_port": info.https[1],
+        "sts_fetch_timeout_s": 5.0,
+    }

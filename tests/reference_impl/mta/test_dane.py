@@ -45,9 +45,10 @@ from reference_impl.mta import dane_mutants
 from reference_impl.mta.clock import ManualClock
 from reference_impl.mta.config import MtaVariant
 from reference_impl.mta.mta import MtaConfig, ReferenceMta
-from reference_impl.mta.queue import RecipientState, RetryPolicy
+from reference_impl.mta.queue import RecipientState
 from reference_impl.mta.records import TlsResultType, TlsSessionRecord
 from reference_impl.mta.reporting import TlsRptConfig
+from tests.reference_impl.mta.helpers import world_mta_settings
 
 MESSAGE = b"From: a@sender.test\r\nTo: user@d\r\nSubject: hi\r\n\r\nhello\r\n"
 RPT = DnsRecord(name="_smtp._tls.{domain}", type="TXT", value="v=TLSRPTv1; rua=https://tlsrpt.{domain}/tlsrpt")
@@ -84,29 +85,18 @@ class Harness:
 
     async def mta(self, variant: MtaVariant | None = None, **config: Any) -> ReferenceMta:
         info = self.world.info
-        settings: dict[str, Any] = {
-            "hostname": "mta.reference.test",
-            "state_dir": self.tmp / f"state-{len(self.mtas)}",
-            "resolver": info.resolver,
-            "mx_port": info.smtp_port,
-            "ca_file": info.trust_bundle,
-            "submission_listen": None,
-            "inbound_listen": None,
-            "dns_timeout_s": 2.0,
-            "smtp_timeout_s": 5.0,
-            "session_timeout_s": 10.0,
-            "retry": RetryPolicy(schedule=(600.0,), max_lifetime_s=86400.0),
-            "poll_interval_s": 0.1,
-            "sts_port": info.https[1],
-            "sts_fetch_timeout_s": 5.0,
-            "tlsrpt": TlsRptConfig(
-                organization_name="Reference Reporter",
-                contact_info="tlsrpt@reporter.test",
-                reporting_domain="reporter.test",
-                https_port=info.https[1],
-                post_timeout_s=5.0,
-            ),
-        }
+        settings: dict[str, Any] = world_mta_settings(self.world, self.tmp / f"state-{len(self.mtas)}")
+        settings.update(
+            {
+                "tlsrpt": TlsRptConfig(
+                    organization_name="Reference Reporter",
+                    contact_info="tlsrpt@reporter.test",
+                    reporting_domain="reporter.test",
+                    https_port=info.https[1],
+                    post_timeout_s=5.0,
+                ),
+            }
+        )
         settings.update(config)
         mta = ReferenceMta(MtaConfig(**settings), variant=variant, clock=self.clock)
         await mta.start()

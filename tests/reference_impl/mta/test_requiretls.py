@@ -31,10 +31,10 @@ from conformance.world.world import Stage, World
 from reference_impl.mta.clock import ManualClock
 from reference_impl.mta.config import MtaVariant
 from reference_impl.mta.mta import MtaConfig, ReferenceMta
-from reference_impl.mta.queue import RecipientState, RetryPolicy
+from reference_impl.mta.queue import RecipientState
 from reference_impl.mta.receiver import params_as_strings
 from reference_impl.mta.requiretls_mutants import REQUIRETLS_MUTANTS
-from tests.reference_impl.mta.helpers import parse_mail
+from tests.reference_impl.mta.helpers import parse_mail, world_mta_settings
 
 RT = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "REQUIRETLS")
 GOOD = SmtpBehaviour(ehlo_keywords_tls=RT)
@@ -66,23 +66,7 @@ class Harness:
     ) -> tuple[Stage, ReferenceMta]:
         """Stage ``spec``, submit one message from the stage's sender domain, wait."""
         stage = await self.world.stage("requiretls/run", spec)
-        info = self.world.info
-        settings: dict[str, Any] = {
-            "hostname": "mta.reference.test",
-            "state_dir": self.tmp / f"state-{len(self.mtas)}",
-            "resolver": info.resolver,
-            "mx_port": info.smtp_port,
-            "ca_file": info.trust_bundle,
-            "submission_listen": None,
-            "inbound_listen": None,
-            "dns_timeout_s": 2.0,
-            "smtp_timeout_s": 5.0,
-            "session_timeout_s": 10.0,
-            "retry": RetryPolicy(schedule=(600.0,), max_lifetime_s=86400.0),
-            "poll_interval_s": 0.1,
-            "sts_port": info.https[1],
-            "sts_fetch_timeout_s": 5.0,
-        }
+        settings: dict[str, Any] = world_mta_settings(self.world, self.tmp / f"state-{len(self.mtas)}")
         settings.update(config)
         mta = ReferenceMta(MtaConfig(**settings), variant=variant, clock=self.clock)
         await mta.start()
