@@ -17,6 +17,7 @@ from typing import Any
 from conformance.catalog.loader import CatalogEntry
 from conformance.catalog.model import (
     REPORT_CHECK_TYPES,
+    Check,
     CheckDomain,
     Fact,
     MailReport,
@@ -35,6 +36,7 @@ from conformance.drivers.report_run import run_report_phase
 from conformance.drivers.sending import InjectionError, run_sending
 from conformance.drivers.tlsrpt_domain_check import TlsRptCheckConfig, check_tlsrpt_domain
 from conformance.errors import WorldError
+from conformance.report import describe
 from conformance.targets.base import ReportRequestError, Target
 from conformance.verdict import CheckOutcome, ScenarioResult, Verdict, worst
 from conformance.world.world import Stage, World
@@ -76,6 +78,9 @@ def _result(
         evidence=tuple(evidence),
         reason=reason,
         started_at=time.time(),
+        setup=describe.setup(entry.scenario),
+        expected_behaviour=describe.expected_behaviour(entry.scenario),
+        covers=describe.covered_requirements(entry.scenario),
     )
 
 
@@ -185,7 +190,7 @@ async def _run_phases(
         checks = [c for c in expect if not isinstance(c, (Fact, *REPORT_CHECK_TYPES))]
         outcome = await run_sending(stimulus, checks, stage, target, scenario.id, deadline)
         label = "" if len(phases) == 1 else f"phase {number}: "
-        pairs += [(label + c.check, c.requirement, d) for c, d in outcome.decisions]
+        pairs += [(label + c.check, c.requirement, _advisory(c, d)) for c, d in outcome.decisions]
         evidence += outcome.evidence
         if report_checks:
             reported = await run_report_phase(
@@ -195,16 +200,21 @@ async def _run_phases(
                 world.txt_lookup,
                 timeout_s,
             )
-            pairs += [(label + c.check, c.requirement, d) for c, d in reported.decisions]
+            pairs += [(label + c.check, c.requirement, _advisory(c, d)) for c, d in reported.decisions]
             evidence += ["--- reports", *reported.evidence]
     return pairs, evidence
+
+
+def _advisory(check: Check, decision: Decision) -> Decision:
+    """A check the scenario marks ``warn_only`` gives WARN at worst."""
+    return dataclasses.replace(decision, warn_only=True) if check.warn_only else decision
 
 
 def _judge_facts(entry: CatalogEntry, facts: dict[str, Any]) -> list[tuple[str, str | None, Decision]]:
     pairs: list[tuple[str, str | None, Decision]] = []
     for check in entry.scenario.expect:
         assert isinstance(check, Fact)
-        pairs.append((check.check, check.requirement, check_fact(check, facts)))
+        pairs.append((check.check, check.requirement, _advisory(check, check_fact(check, facts))))
     return pairs
 
 

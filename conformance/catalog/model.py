@@ -37,6 +37,9 @@ class SendMessage(Spec):
     body: str = "This message was sent by a MailTLS conformance scenario.\r\n"
     mail_params: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()  # extra header fields, e.g. ("TLS-Required", "No")
+    # Header lines put verbatim at the top of the header section: folded or malformed fields
+    # that a mail library would refuse to write (e.g. "TLS-Required:\r\n No").
+    raw_headers: tuple[str, ...] = ()
     # Submit over STARTTLS (RFC 8689 4.1: REQUIRETLS is taken only over TLS). None: when a
     # parameter needs it (REQUIRETLS).
     tls: bool | None = None
@@ -98,6 +101,9 @@ class Check(Spec):
 
     requirement: str | None = None
     because: str = ""
+    # The suite's recommendation where the RFC leaves the behaviour open (e.g. RFC 8689 section 3
+    # on a repeated field): a failure is WARN, never FAIL, whatever the requirement's level.
+    warn_only: bool = False
 
 
 class Delivered(Check):
@@ -201,11 +207,13 @@ class NotQueried(Check):
 
 
 class Bounced(Check):
-    """A delivery status notification for the message reached the sender (the world's mailbox):
-    with this enhanced ``status`` in its delivery-status part, delivered itself with the
-    REQUIRETLS parameter, returning headers only (RFC 8689 section 5), when those are given."""
+    """A delivery status notification for the message reached the sender (the world's mailbox,
+    or, for a sender in the scenario's own domain, one of its MX hosts: ``host``): with this
+    enhanced ``status`` in its delivery-status part, delivered itself with the REQUIRETLS
+    parameter, returning headers only (RFC 8689 section 5), when those are given."""
 
     check: Literal["bounced"]
+    host: str | None = None
     status: str | None = Field(default=None, pattern=r"^[245]\.[0-9]{1,3}\.[0-9]{1,3}$")
     requiretls: bool | None = None
     headers_only: bool | None = None
@@ -338,6 +346,9 @@ class Reading(Spec):
 
     name: str = Field(min_length=1)
     expect: tuple[SendingCheckField, ...] = Field(min_length=1)
+    # A target that claims this names the reading it implements: then only that reading passes
+    # (where the RFC is silent, the target file makes the expectation precise).
+    claim: str | None = None
 
 
 class AnyOf(Check):

@@ -76,16 +76,24 @@ class Context:
     sut_records: Sequence[SutRecord] | None  # None: the target cannot tell; else this phase's only
     settled: str | None  # the SUT's own word on the message: "delivered", "deferred", "bounced"
     smtp_hosts: frozenset[str] = frozenset()  # the stage's MX host names (connections to others are not contacts)
+    claims: frozenset[str] = frozenset()  # the target's claims (an any-of reading it names is the only one)
 
 
 def _describe(message: DeliveredMessage) -> str:
     tls = f"over {message.tls_version}" if message.tls else "in plaintext"
+    if message.tls and message.cipher:
+        tls += f" ({message.cipher})"
     params = " ".join(message.mail_options)
     return f"delivered to {message.host} {tls}, MAIL FROM:<{message.mail_from}> {params}".rstrip()
 
 
 def session_lines(session: SmtpSession, limit: int = 40) -> tuple[str, ...]:
-    head = f"session {session.client} -> {session.host}: tls={session.tls_version or 'none'} ({session.close_reason})"
+    tls = f"tls={session.tls_version or 'none'}"
+    if session.cipher:
+        tls += f" cipher={session.cipher}"
+    if session.sni:
+        tls += f" sni={session.sni}"
+    head = f"session {session.client} -> {session.host}: {tls} ({session.close_reason})"
     lines = [head]
     for line in session.lines[:limit]:
         arrow = "C:" if line.direction == "c2s" else "S:"
@@ -95,17 +103,22 @@ def session_lines(session: SmtpSession, limit: int = 40) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _is_bounce(message: DeliveredMessage) -> bool:
+    """A delivery status notification the SUT sent back to the scenario's sender: anything at the
+    mailbox but TLSRPT report mail, or a message with the null reverse path (RFC 5321 4.5.5) at
+    an MX host, when the scenario's sender is in its own recipient domain."""
+    if message.host == MAILBOX_HOST:
+        return b"application/tlsrpt" not in message.data[:65536]
+    return message.mail_from == ""
+
+
 def _mx_deliveries(log: ObservationLog) -> list[DeliveredMessage]:
-    """Messages that reached one of the scenario's MX hosts (not bounces at the mailbox)."""
-    return [m for m in log.of(DeliveredMessage) if m.host != MAILBOX_HOST]
+    """Messages that reached one of the scenario's MX hosts (not bounces)."""
+    return [m for m in log.of(DeliveredMessage) if m.host != MAILBOX_HOST and not _is_bounce(m)]
 
 
 def _bounces(log: ObservationLog) -> list[DeliveredMessage]:
-    """Delivery status notifications the SUT sent back to the scenario's sender (the mailbox
-    also takes TLSRPT report mail, which is no bounce)."""
-    return [
-        m for m in log.of(DeliveredMessage) if m.host == MAILBOX_HOST and b"application/tlsrpt" not in m.data[:65536]
-    ]
+    return [m for m in log.of(DeliveredMessage) if _is_bounce(m)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +153,15 @@ def check_bounced(check: Bounced, log: ObservationLog, ctx: Context, final: bool
     first = bounces[0]
     dsn = _read_dsn(first.data)
     said = (
-        f"a bounce from <{first.mail_from}> {' '.join(first.mail_options)} reached the sender "
+        f"a bounce from <{first.mail_from}> {' '.join(first.mail_options)} reached the sender at {first.host} "
+        f"{'over ' + (first.tls_version or 'TLS') if first.tls else 'in plaintext'} "
         f"({len(first.data)} bytes, status {', '.join(dsn.statuses) or 'none'}"
         f"{', whole message returned' if dsn.returns_body else ''})"
     )
     evidence = (said,)
+    host = ctx.expand(check.host) if check.host else None
+    if host is not None and first.host != host:
+        return Decision(False, f"expected the bounce at {host}; {said}", evidence)
     if check.status is not None and check.status not in dsn.statuses:
         return Decision(False, f"expected status {check.status}; {said}", evidence)
     with_requiretls = any(o.upper() == "REQUIRETLS" for o in first.mail_options)
@@ -440,10 +457,12 @@ _SENDING_JUDGES: dict[type[Any], Callable[[Any, ObservationLog, Context, bool], 
 
 def check_any_of(check: AnyOf, log: ObservationLog, ctx: Context, final: bool) -> Decision | None:
     """Decided PASS as soon as one reading's checks all pass, FAIL once every reading has a
-    failing check; the detail names the reading the SUT follows."""
+    failing check; the detail names the reading the SUT follows. A target that claims a
+    reading's ``claim`` is held to the readings it claims."""
     undecided = False
     failures = []
-    for reading in check.readings:
+    claimed = [r for r in check.readings if r.claim is not None and r.claim in ctx.claims]
+    for reading in claimed or check.readings:
         decisions = [_SENDING_JUDGES[type(c)](c, log, ctx, final) for c in reading.expect]
         failed = [d for d in decisions if d is not None and not d.ok]
         if failed:
@@ -455,6 +474,11 @@ def check_any_of(check: AnyOf, log: ObservationLog, ctx: Context, final: bool) -
             undecided = True
     if undecided:
         return None
+    if claimed:
+        names = ", ".join(repr(r.name) for r in claimed)
+        return Decision(
+            False, f"the SUT does not follow the reading its target claims ({names}): " + "; ".join(failures)
+        )
     return Decision(False, "the SUT follows none of the readings: " + "; ".join(failures))
 
 

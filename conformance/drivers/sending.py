@@ -20,8 +20,15 @@ from conformance.catalog.model import AnyOf, SendingCheck, SendMessage
 from conformance.drivers.checks import Context, Decision, evaluate_sending, session_lines
 from conformance.drivers.smtpwire import WireClient, WireError, unverified_context
 from conformance.targets.base import Target
-from conformance.world.observe import DnsQuery, HttpRequest, MitmAction, ObservationLog, SmtpSession
-from conformance.world.world import Stage
+from conformance.world.observe import (
+    DeliveredMessage,
+    DnsQuery,
+    HttpRequest,
+    MitmAction,
+    ObservationLog,
+    SmtpSession,
+)
+from conformance.world.world import MAILBOX_HOST, Stage
 
 
 def requires_tls(mail_params: tuple[str, ...]) -> bool:
@@ -39,6 +46,22 @@ class SendingOutcome:
     evidence: list[str]
 
 
+# A check can decide at the 250 after DATA, before the SUT's QUIT ends the session whose
+# transcript is the evidence: wait this long at most for those sessions to close.
+_TRANSCRIPT_WAIT_S = 1.0
+
+
+async def _sessions_closed(log: ObservationLog, deadline: float) -> None:
+    # The shared mailbox's sessions belong to no stage: only the MX hosts' count.
+    at_mx = sum(1 for m in log.of(DeliveredMessage) if m.host != MAILBOX_HOST)
+
+    def closed(log: ObservationLog) -> bool | None:
+        in_sessions = sum(len(s.delivered) for s in log.of(SmtpSession))
+        return True if in_sessions >= at_mx else None
+
+    await log.wait_for(closed, deadline)
+
+
 def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tuple[str, list[str], bytes, str]:
     sender = stage.expand(stimulus.sender)
     recipients = [stage.expand(r) for r in stimulus.recipients]
@@ -52,7 +75,8 @@ def build_message(stimulus: SendMessage, stage: Stage, scenario_id: str) -> tupl
     for name, value in stimulus.headers:
         msg[name] = value
     msg.set_content(stimulus.body)
-    return sender, recipients, msg.as_bytes().replace(b"\n", b"\r\n"), message_id
+    raw = b"".join(line.encode("utf-8") + b"\r\n" for line in stimulus.raw_headers)
+    return sender, recipients, raw + msg.as_bytes().replace(b"\n", b"\r\n"), message_id
 
 
 async def inject(
@@ -150,7 +174,13 @@ async def run_sending(
         records = target.tls_records(stage.domain)
         if records is not None:
             records = [r for r in records if r.at >= phase_started]  # this phase's sessions only
-        return Context(expand=stage.expand, sut_records=records, settled=settled, smtp_hosts=stage.smtp_hosts)
+        return Context(
+            expand=stage.expand,
+            sut_records=records,
+            settled=settled,
+            smtp_hosts=stage.smtp_hosts,
+            claims=target.claims,
+        )
 
     def decide(log: ObservationLog, final: bool = False) -> list[Decision] | None:
         ctx = context(final)
@@ -181,6 +211,7 @@ async def run_sending(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
     assert result is not None
+    await _sessions_closed(stage.phase_log, min(deadline, time.monotonic() + _TRANSCRIPT_WAIT_S))
     evidence += story(stage.phase_log)
     if settled:
         evidence.append(f"the SUT reports the message {settled}")

@@ -69,7 +69,11 @@ def _fast_retries(variant: MtaVariant) -> MtaVariant:
 
 class ReferenceTarget(Target):
     roles = frozenset({Role.SENDING_MTA, Role.RECEIVING_MTA, Role.POLICY_DOMAIN, Role.REPORT_RECEIVER})
-    claims = frozenset({"tls-records", "starttls", "tlsrpt", "report-store", "dane", "requiretls"})
+    # requiretls-sts-testing-ignored: the reading the reference implements where RFC 8689 4.2.1
+    # is silent (an MTA-STS policy in testing mode does not validate an MX name).
+    claims = frozenset(
+        {"tls-records", "starttls", "tlsrpt", "report-store", "dane", "requiretls", "requiretls-sts-testing-ignored"}
+    )
 
     def __init__(self, variant: Variant = REFERENCE) -> None:
         self.variant = variant

@@ -233,6 +233,9 @@ class World:
         assert self._dns is not None, "world not started"
         apex = apex.lower().rstrip(".")
         self._dns.add_zone(apex, DnsSpec(records=tuple(records)), self.unrouted.add)
+        return self._zone_remover(apex)
+
+    def _zone_remover(self, apex: str) -> Callable[[], None]:
         return lambda: self._dns.remove_zone(apex) if self._dns else None
 
     def txt_lookup(self, name: str) -> list[bytes] | None:
@@ -256,7 +259,21 @@ class World:
         return self.ca.server_context(host, cert)
 
     def _mailbox_context(self) -> ssl.SSLContext:
-        return self.ca.server_context(MAILBOX_HOST, CertSpec())
+        """The mailbox answers for ``mailbox.<mail domain>`` of every stage: by SNI it presents a
+        certificate for that name, so a sender that verifies the name (the NDN of a REQUIRETLS
+        message, RFC 8689 section 5) finds a qualifying path back."""
+        context = self.ca.server_context(MAILBOX_HOST, CertSpec())
+        by_name: dict[str, ssl.SSLContext] = {}
+
+        def choose(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: ssl.SSLContext) -> None:
+            if name is None or not name.startswith("mailbox.") or self._stage_for(name) is None:
+                return  # the default certificate (mailbox.world.test)
+            if name not in by_name:
+                by_name[name] = self.ca.server_context(name, CertSpec())
+            sock.context = by_name[name]
+
+        context.sni_callback = choose
+        return context
 
     def _route_mail(self, message: DeliveredMessage) -> None:
         """The mailbox is shared: each message goes to the stage owning a recipient's domain."""
@@ -300,19 +317,21 @@ class World:
             for endpoint in spec.report_endpoints:
                 records.extend(self._stage_report_endpoint(stage, endpoint))
             # The sender's and the report domain receive bounces and reports in the shared mailbox.
+            # They are zones of their own, always DNSSEC-signed whatever the scenario's zone is:
+            # the way back to the sender is one a careful sender accepts (an NDN of a REQUIRETLS
+            # message must find a validated MX name, RFC 8689 sections 4.2.1 and 5).
             for mail_domain in (names["sender_domain"], names["report_domain"]):
-                records += [
+                mail_records = [
                     DnsRecord(name=mail_domain, type="MX", value="10 mailbox." + mail_domain),
                     DnsRecord(name="mailbox." + mail_domain, type="A", value=self.plan.services.mailbox),
                 ]
-            # The sender domain is the world's TLSRPT reporting domain: its DKIM key (RFC 8460 3).
-            records.append(
-                DnsRecord(
-                    name=key_record_name(names["sender_domain"]),
-                    type="TXT",
-                    value=self.dkim.record_strings(),
-                )
-            )
+                if mail_domain == names["sender_domain"]:
+                    # The world's TLSRPT reporting domain: its DKIM key (RFC 8460 section 3).
+                    mail_records.append(
+                        DnsRecord(name=key_record_name(mail_domain), type="TXT", value=self.dkim.record_strings())
+                    )
+                self._dns.add_zone(mail_domain, DnsSpec(records=tuple(mail_records), dnssec=True), stage.observe)
+                stage._closers.append(self._zone_remover(mail_domain))
             zone = DnsSpec(
                 records=tuple(records),
                 faults=tuple(f.model_copy(update={"name": _expand(f.name, names)}) for f in spec.dns.faults),
@@ -320,7 +339,7 @@ class World:
             )
             self._dns.add_zone(domain, zone, stage.observe)
             stage.zone = zone
-            stage._closers.append(lambda: self._dns.remove_zone(domain) if self._dns else None)
+            stage._closers.append(self._zone_remover(domain))
         except (DnsError, OSError) as exc:
             await self.unstage(stage)
             raise WorldError(f"cannot stage {scenario_id}: {exc}") from exc

@@ -10,6 +10,7 @@ RFC 8460 result type) to the condition that failed. Split from :mod:`reference_i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 
 from reference_impl.mta import delivery as decide
 from reference_impl.mta.hostpolicy import HostPolicy
@@ -20,7 +21,7 @@ from reference_impl.mta.stspolicy import MxMatcher, StsApplied
 from reference_impl.mtasts.policy import Mode
 from reference_impl.requiretls.nexthop import NextHop, NextHopFailure, cert_names_from_der
 
-__all__ = ["FAILURE_OF_RESULT", "base_hop", "session_hop", "strict_requiretls"]
+__all__ = ["FAILURE_OF_RESULT", "RequireTlsMode", "base_hop", "requiretls_mode", "session_hop"]
 
 # RFC 8460 4.3 result type of a TLS failure -> the RFC 8689 4.2.1 condition it breaks.
 FAILURE_OF_RESULT: Mapping[TlsResultType, NextHopFailure] = {
@@ -33,10 +34,27 @@ FAILURE_OF_RESULT: Mapping[TlsResultType, NextHopFailure] = {
 }
 
 
-def strict_requiretls(job: DeliveryJob) -> bool:
-    """RFC 8689 section 4.2.1 applies: the REQUIRETLS parameter and a non-empty reverse path
-    (a non-delivery message follows section 5 instead)."""
-    return job.sender != "" and decide.requires_tls(job.mail_params)
+class RequireTlsMode(Enum):
+    """How the sender treats a job under RFC 8689."""
+
+    NONE = "none"  # no REQUIRETLS: the ordinary TLS policy (MTA-STS, DANE, opportunistic)
+    STRICT = "strict"  # section 4.2.1: every condition, a bounce when no MX qualifies
+    # Section 5: the NDN of a REQUIRETLS message "MUST be protected in the same manner as the
+    # original message", yet "SHOULD NOT" be discarded because "the next-hop relay does not
+    # advertise REQUIRETLS": the 4.2.1 conditions without the keyword, sent with REQUIRETLS
+    # where the hop advertises it; with no qualifying MX it is deferred (a null reverse path
+    # cannot take a bounce, RFC 5321 6.1).
+    PROTECTED_NDN = "protected-ndn"
+
+
+def requiretls_mode(job: DeliveryJob, protect_ndn: bool = True) -> RequireTlsMode:
+    """Section 4.2.1 applies to a job with the REQUIRETLS parameter and a non-empty reverse
+    path; a non-delivery message (empty reverse path) follows section 5 instead."""
+    if not decide.requires_tls(job.mail_params):
+        return RequireTlsMode.NONE
+    if job.sender != "":
+        return RequireTlsMode.STRICT
+    return RequireTlsMode.PROTECTED_NDN if protect_ndn else RequireTlsMode.NONE
 
 
 def base_hop(host: MxHost, route: Route, sts: StsApplied, matcher: MxMatcher) -> NextHop:

@@ -8,6 +8,7 @@ policy.RequireTlsParts`. Each is registered in :data:`reference_impl.mta.mutants
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 from reference_impl.mta.config import MtaVariant
@@ -59,6 +60,10 @@ def _no_dnssec_check(hop: NextHop, options: QualifyOptions) -> NextHopFailure | 
     return check_mx_name(dataclasses.replace(hop, mx_dnssec_validated=True), options)
 
 
+def _sts_testing_counts(hop: NextHop, options: QualifyOptions) -> NextHopFailure | None:
+    return check_mx_name(hop, dataclasses.replace(options, sts_testing_counts=True))
+
+
 def _no_cert_check(hop: NextHop) -> NextHopFailure | None:
     return check_session(dataclasses.replace(hop, dane_verified=True))
 
@@ -77,6 +82,31 @@ def _defer(failure: NextHopFailure) -> tuple[OutcomeKind, str]:
 
 def _swapped_code(failure: NextHopFailure) -> tuple[OutcomeKind, str]:
     return OutcomeKind.PERMANENT, "5.7.10" if failure is NextHopFailure.NO_REQUIRETLS else "5.7.30"
+
+
+def _no_dane(hop: NextHop) -> NextHopFailure | None:
+    return check_session(dataclasses.replace(hop, dane_verified=False))
+
+
+_ANY_TLS_REQUIRED = re.compile(rb"(?im)^tls-required:[ \t]*no[ \t]*\r?$")
+
+
+def _header_any_value(mail_params: Sequence[str], data: bytes) -> bool:
+    return not has_requiretls(mail_params) and find_tls_required(data).count > 0
+
+
+def _header_exact_line(mail_params: Sequence[str], data: bytes) -> bool:
+    header = data.split(b"\r\n\r\n", 1)[0]
+    return not has_requiretls(mail_params) and b"\r\nTLS-Required: No\r\n" in b"\r\n" + header + b"\r\n"
+
+
+def _header_repeated_ok(mail_params: Sequence[str], data: bytes) -> bool:
+    header = data.split(b"\r\n\r\n", 1)[0]
+    return not has_requiretls(mail_params) and _ANY_TLS_REQUIRED.search(header) is not None
+
+
+def _header_anywhere(mail_params: Sequence[str], data: bytes) -> bool:
+    return not has_requiretls(mail_params) and _ANY_TLS_REQUIRED.search(data) is not None
 
 
 def _header_ignored(mail_params: Sequence[str], data: bytes) -> bool:
@@ -127,6 +157,14 @@ REQUIRETLS_MUTANTS = (
         requiretls=_parts(bounce=BounceRules(mail_params=_no_bounce_params)),
     ),
     MtaVariant(name="requiretls-bounce-wrong-code", requiretls=_parts(no_hop_outcome=_swapped_code)),
+    MtaVariant(name="requiretls-sts-testing-counts", requiretls=_parts(mx_name_check=_sts_testing_counts)),
+    MtaVariant(name="requiretls-dane-ignored", requiretls=_parts(session_check=_no_dane)),
+    MtaVariant(name="requiretls-ndn-unprotected", requiretls=_parts(ndn_protected=False)),
+    MtaVariant(name="requiretls-ndn-needs-requiretls", requiretls=_parts(ndn_needs_keyword=True)),
+    MtaVariant(name="tls-required-any-value", requiretls=_parts(tls_optional=_header_any_value)),
+    MtaVariant(name="tls-required-exact-line", requiretls=_parts(tls_optional=_header_exact_line)),
+    MtaVariant(name="tls-required-repeated-honoured", requiretls=_parts(tls_optional=_header_repeated_ok)),
+    MtaVariant(name="tls-required-anywhere", requiretls=_parts(tls_optional=_header_anywhere)),
 )
 
 REQUIRETLS_DESCRIPTIONS = {
@@ -147,4 +185,17 @@ REQUIRETLS_DESCRIPTIONS = {
     "requiretls-bounce-full-body": "the NDN of a REQUIRETLS message returns the full body on RET=FULL (RFC 8689 5)",
     "requiretls-bounce-without-requiretls": "the NDN of a REQUIRETLS message is sent without REQUIRETLS (RFC 8689 5)",
     "requiretls-bounce-wrong-code": "a REQUIRETLS bounce swaps 5.7.30 and 5.7.10 (RFC 8689 4.2.1)",
+    "requiretls-sts-testing-counts": "counts an MTA-STS policy in testing mode as validating the MX name, while "
+    "claiming the opposite reading (RFC 8689 4.2.1)",
+    "requiretls-dane-ignored": "a DANE-verified next hop does not qualify: only a trusted chain counts (RFC 8689 2)",
+    "requiretls-ndn-unprotected": "the NDN of a REQUIRETLS message goes under the ordinary TLS policy, "
+    "cleartext included (RFC 8689 5)",
+    "requiretls-ndn-needs-requiretls": "the NDN of a REQUIRETLS message is held back when the next hop lacks "
+    "REQUIRETLS (RFC 8689 5)",
+    "tls-required-any-value": "any TLS-Required value (Yes too) makes TLS optional (RFC 8689 3, 4.1)",
+    "tls-required-exact-line": "only the exact line 'TLS-Required: No' counts: folded or other-case forms are "
+    "ignored (RFC 8689 3)",
+    "tls-required-repeated-honoured": "honours TLS-Required: No even when the field appears more than once "
+    "(RFC 8689 3)",
+    "tls-required-anywhere": "a 'TLS-Required: No' line in the body counts as the header field (RFC 8689 4.1)",
 }

@@ -54,9 +54,11 @@ every host tried failed one of those conditions, the message fails permanently a
 5.7.30 (the last failure was a missing REQUIRETLS) or 5.7.10 (anything else): section 4.2.1's
 "MUST NOT transmit" and "MUST send a non-delivery notification". A host that could not be asked
 at all (refused connection, timeout, 4xx greeting) leaves the question open: the message is
-deferred as usual. A non-delivery message (empty reverse path) with REQUIRETLS is outside that
-procedure (section 5: it "SHOULD NOT" be discarded because the next hop lacks REQUIRETLS): it is
-sent under the ordinary TLS policy, with REQUIRETLS whenever the next hop advertises it.
+deferred as usual. A non-delivery message (empty reverse path) of a REQUIRETLS message is
+"protected in the same manner as the original" (section 5): the same conditions except the
+REQUIRETLS keyword (it "SHOULD NOT" be discarded because the next hop lacks it), sent with
+REQUIRETLS whenever the next hop advertises it, and deferred when no MX qualifies
+(:class:`~reference_impl.mta.requiretls_hops.RequireTlsMode`).
 """
 
 from __future__ import annotations
@@ -88,7 +90,13 @@ from reference_impl.mta.mxtls import unverified_mx_context as unverified_mx_cont
 from reference_impl.mta.mxtls import verified_mx_context as verified_mx_context  # re-exported
 from reference_impl.mta.queue import DeliveryJob, OutcomeKind, RecipientOutcome
 from reference_impl.mta.records import POLICY_TYPE_TLSA, TlsResultType, TlsSessionRecord
-from reference_impl.mta.requiretls_hops import FAILURE_OF_RESULT, base_hop, session_hop, strict_requiretls
+from reference_impl.mta.requiretls_hops import (
+    FAILURE_OF_RESULT,
+    RequireTlsMode,
+    base_hop,
+    requiretls_mode,
+    session_hop,
+)
 from reference_impl.mta.stspolicy import (
     NO_POLICY,
     MxAction,
@@ -103,7 +111,7 @@ from reference_impl.mta.stspolicy import (
 )
 from reference_impl.mta.transaction import run_transaction
 from reference_impl.mtasts.matching import policy_allows_mx
-from reference_impl.requiretls.nexthop import NextHopFailure, QualifyOptions
+from reference_impl.requiretls.nexthop import NextHopFailure, QualifyOptions, failure_status
 from reference_impl.requiretls.policy import RequireTlsParts
 from reference_impl.smtp.errors import SmtpError, TlsHandshakeFailed
 from reference_impl.smtp.replies import Reply
@@ -247,8 +255,9 @@ async def deliver_job(
     errors: list[str] = []
     checked: dict[str, MxAction] = {}
     enforced_failures = 0
-    strict = strict_requiretls(job)
     rt = settings.requiretls
+    mode = requiretls_mode(job, rt.ndn_protected)
+    strict = mode is not RequireTlsMode.NONE
     last_failure: NextHopFailure | None = None
     unanswered = False  # a host that could not be asked whether it qualifies
     for host, address in settings.host_walk(route):
@@ -291,10 +300,14 @@ async def deliver_job(
     # (RFC 8461 section 5: a policy failure too, see stspolicy.no_delivery_outcome).
     reason = "no MX host accepted the connection: " + "; ".join(errors)
     kind, status = settings.sts_no_delivery(NoDelivery(sts.mode, enforced_failures, reason))
-    if strict and last_failure is not None and not unanswered:
+    if mode is RequireTlsMode.STRICT and last_failure is not None and not unanswered:
         # RFC 8689 4.2.1: no MX qualified: a non-delivery notice (5.7.30 / 5.7.10).
         reason = "no MX host qualified for REQUIRETLS: " + "; ".join(errors)
         kind, status = rt.no_hop_outcome(last_failure)
+    elif mode is RequireTlsMode.PROTECTED_NDN and last_failure is not None:
+        # RFC 8689 section 5: the NDN waits for a protected path (it cannot itself bounce).
+        reason = "no MX host qualified for the NDN of a REQUIRETLS message: " + "; ".join(errors)
+        kind, status = OutcomeKind.TEMPORARY, "4" + failure_status(last_failure)[1:]
     addresses = [r.address for r in job.recipients]
     outcomes = decide.outcomes_for_all(addresses, kind, status, reason[:900])
     return JobResult(outcomes, tuple(records))
@@ -388,14 +401,15 @@ async def _session(
             secured = await _secure(client, job, host, address, settings, policy)
         except SmtpError as exc:  # timeout or lost connection around STARTTLS
             return _Attempt(error=f"session failed before MAIL: {exc}")
+        mode = requiretls_mode(job, settings.requiretls.ndn_protected)
         if isinstance(secured, _Attempt):
-            if strict_requiretls(job):
+            if mode is not RequireTlsMode.NONE:
                 if secured.record is not None:
                     secured.requiretls_failure = FAILURE_OF_RESULT.get(secured.record.result_type)
                 await _quit_quietly(client)  # RFC 8689 4.2.1: "MUST issue a QUIT" (if still open)
             return secured
         client, record = secured
-        if strict_requiretls(job):
+        if mode is not RequireTlsMode.NONE:
             der = getattr(client, "peer_certificate_der", None)
             hop = session_hop(
                 host=host,
@@ -407,6 +421,12 @@ async def _session(
                 policy=policy,
             )
             failure = settings.requiretls.session_check(hop)
+            if (
+                mode is RequireTlsMode.PROTECTED_NDN
+                and failure is NextHopFailure.NO_REQUIRETLS
+                and not settings.requiretls.ndn_needs_keyword
+            ):
+                failure = None  # RFC 8689 section 5: the NDN goes on without the keyword
             if failure is not None:
                 # RFC 8689 4.2.1: "the client MUST issue a QUIT" and try the next MX.
                 await _quit_quietly(client)
@@ -460,7 +480,7 @@ async def _secure(
 ) -> tuple[SmtpClient, TlsSessionRecord] | _Attempt:
     """Bring the session to the TLS state the decision function allows; returns the client
     to continue with (maybe a new one) and the session's TLS record, or a finished attempt."""
-    requiretls = strict_requiretls(job)
+    requiretls = requiretls_mode(job, settings.requiretls.ndn_protected) is not RequireTlsMode.NONE
     greeting = client.greeting
     local_ip = settings.local_ip(client)  # read now: a failed handshake closes the socket
     # RFC 8689 4.2.1: for a REQUIRETLS message every TLS failure is the REQUIRETLS decision's.

@@ -93,3 +93,7 @@ class RequireTlsParts:
     tls_optional: TlsOptional = header_makes_tls_optional
     optional_attempts_starttls: bool = True  # section 4.2.2: still try STARTTLS
     bounce: BounceRules = field(default_factory=BounceRules)
+    # Section 5: the NDN of a REQUIRETLS message is protected like the original (the 4.2.1
+    # conditions) but not held back for a next hop that lacks the REQUIRETLS keyword.
+    ndn_protected: bool = True
+    ndn_needs_keyword: bool = False

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from conformance.catalog.model import Expectation
-from conformance.drivers.checks import Context, evaluate_sending
+from conformance.drivers.checks import Context, Decision, evaluate_sending
 from conformance.world.observe import DeliveredMessage, ObservationLog, SmtpSession, TranscriptLine
 from conformance.world.world import MAILBOX_HOST
 
@@ -81,3 +81,41 @@ def test_no_plaintext_message_fails_on_a_cleartext_mail_command() -> None:
     leaked.add(session(tls=False))
     decision = judge({"check": "no-plaintext-message"}, leaked, final=False)
     assert not decision.ok and "cleartext" in decision.detail
+
+
+def test_a_null_path_message_at_an_mx_is_a_bounce_not_a_delivery() -> None:
+    """A sender in the recipient domain gets its NDN at the scenario's MX hosts (RFC 8689 5)."""
+    log = ObservationLog()
+    ndn = DeliveredMessage(
+        "mx2.d.test", "", (), ("a@d.test",), dsn("5.7.30", "text/rfc822-headers"), True, "TLSv1.3", None, 1.0
+    )
+    log.add(ndn)
+    assert judge({"check": "not-delivered"}, log).ok
+    assert judge({"check": "bounced", "host": "mx2.d.test", "status": "5.7.30"}, log).ok
+    decision = judge({"check": "bounced", "host": "mx1.d.test"}, log)
+    assert not decision.ok and "mx2.d.test" in decision.detail
+
+
+def judged(decision: Decision | None) -> Decision:
+    assert decision is not None
+    return decision
+
+
+def test_an_any_of_reading_the_target_claims_is_the_only_one() -> None:
+    spec = {
+        "check": "any-of",
+        "readings": [
+            {"name": "delivered", "claim": "reads-delivered", "expect": [{"check": "delivered"}]},
+            {"name": "bounced", "claim": "reads-bounced", "expect": [{"check": "bounced"}]},
+        ],
+    }
+    log = ObservationLog()
+    log.add(message(MAILBOX_HOST, (), dsn("5.7.10", "text/rfc822-headers")))
+    check = CHECK.validate_python(spec)
+    unclaimed = Context(expand=lambda s: s, sut_records=None, settled=None)
+    assert judged(evaluate_sending(check, log, unclaimed, True)).ok
+    claims_bounce = Context(expand=lambda s: s, sut_records=None, settled=None, claims=frozenset({"reads-bounced"}))
+    assert judged(evaluate_sending(check, log, claims_bounce, True)).ok
+    claims_delivery = Context(expand=lambda s: s, sut_records=None, settled=None, claims=frozenset({"reads-delivered"}))
+    decision = judged(evaluate_sending(check, log, claims_delivery, True))
+    assert not decision.ok and "'delivered'" in decision.detail

@@ -54,6 +54,8 @@ class Harness:
     tmp: Path
     clock: ManualClock
     mtas: list[ReferenceMta]
+    sender_local: str = "a"
+    sender_domain: str | None = None  # None: the stage's sender domain (the world's mailbox)
 
     async def run(
         self,
@@ -75,7 +77,8 @@ class Harness:
             f"From: a@sender.{stage.domain}\r\nTo: user@{stage.domain}\r\nSubject: secret\r\n{headers}"
             "\r\nTHE SECRET BODY\r\n"
         ).encode()
-        mta.submit(f"a@sender.{stage.domain}", [f"user@{stage.domain}"], data, params)
+        sender = f"{self.sender_local}@{self.sender_domain or 'sender.' + stage.domain}"
+        mta.submit(sender.replace("{domain}", stage.domain), [f"user@{stage.domain}"], data, params)
         assert await mta.wait_idle(30)
         return stage, mta
 
@@ -277,6 +280,40 @@ def test_the_receiver_stores_the_parameter() -> None:
     assert params_as_strings({"REQUIRETLS": None, "BODY": "8BITMIME"}) == ("REQUIRETLS", "BODY=8BITMIME")
 
 
+# -- non-delivery messages (section 5) ------------------------------------------------------------
+
+
+async def test_the_ndn_skips_a_cleartext_mx_and_goes_on_without_the_keyword(harness: Harness) -> None:
+    """Section 5: protected like the original (no cleartext MX), but not held back because the
+    next hop lacks REQUIRETLS: the sender's domain here is the recipient domain."""
+    harness.sender_domain = "{domain}"
+    spec = world(
+        MxHost(name="mx1.{domain}", preference=10, smtp=SmtpBehaviour(starttls=False)),
+        MxHost(name="mx2.{domain}", preference=20),
+    )
+    stage, _ = await harness.run(spec)
+    assert cleartext_mail_commands(stage) == []
+    [ndn] = bounces(stage)
+    assert ndn.host == f"mx2.{stage.domain}" and ndn.tls and "REQUIRETLS" not in ndn.mail_options
+    assert bounce_status(ndn) == "5.7.30"
+
+
+async def test_an_ndn_with_no_protected_path_is_deferred(harness: Harness) -> None:
+    harness.sender_domain = "{domain}"
+    stage, mta = await harness.run(world(MxHost(name="mx1.{domain}", smtp=SmtpBehaviour(starttls=False))))
+    assert bounces(stage) == [] and cleartext_mail_commands(stage) == []
+    states = {s.address: (s.state, s.status) for s in mta.message_states()}
+    assert states[f"a@{stage.domain}"] == (RecipientState.DEFERRED, "4.7.10")  # the NDN, to the sender
+
+
+async def test_the_unprotected_ndn_mutant_sends_it_in_cleartext(harness: Harness) -> None:
+    harness.sender_domain = "{domain}"
+    spec = world(MxHost(name="mx1.{domain}", smtp=SmtpBehaviour(starttls=False)))
+    stage, _ = await harness.run(spec, MUTANT["requiretls-ndn-unprotected"])
+    [ndn] = bounces(stage)
+    assert not ndn.tls and cleartext_mail_commands(stage) != []
+
+
 def test_every_requiretls_mutant_is_registered() -> None:
     from conformance.targets.mutants import MUTANTS
     from reference_impl.mta.mutants import ALL_MUTANTS, REQUIRETLS_UNJUDGED
@@ -284,4 +321,4 @@ def test_every_requiretls_mutant_is_registered() -> None:
     judged = [v for v in REQUIRETLS_MUTANTS if v not in REQUIRETLS_UNJUDGED]
     assert all(v in ALL_MUTANTS and v.name in MUTANTS for v in judged)
     assert [v.name for v in REQUIRETLS_UNJUDGED] == ["requiretls-before-tls"]
-    assert len(REQUIRETLS_MUTANTS) == 14
+    assert len(REQUIRETLS_MUTANTS) == 22
