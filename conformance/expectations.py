@@ -12,6 +12,10 @@ Example::
       - id: smtp/send/starttls-stripped-recorded
         verdict: "N/A"
         reason: "Postfix does not expose its TLS session records to the suite."
+
+``mailtls run --write-expect FILE`` writes such a file from a run, with the placeholder reason
+``"TODO: say why"`` for every entry; the loader refuses a reason that starts with ``TODO``, so
+a baseline cannot be adopted without someone writing down why each deviation is acceptable.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conformance.catalog.requirements import validation_error
@@ -81,5 +86,41 @@ def load_expectations(path: Path, known_ids: set[str]) -> Expectations:
                 f"expectations[{index}].verdict",
                 "list only deviations; PASS is what every unlisted scenario is expected to give",
             )
+        if item.reason.strip().upper().startswith("TODO"):
+            raise DataFileError(
+                path,
+                doc.line_of(("expectations", index, "reason")),
+                f"expectations[{index}].reason",
+                f"{item.reason!r} is a placeholder: write why {parsed.target} gives {item.verdict.value} "
+                f"for {item.id} (or fix the target and remove the entry)",
+            )
         verdicts[item.id] = (item.verdict, item.reason)
     return Expectations(path=path, target=parsed.target, verdicts=verdicts)
+
+
+PLACEHOLDER_REASON = "TODO: say why"
+
+
+def expectations_yaml(target: str, results: list[ScenarioResult], *, header: str = "") -> str:
+    """An expected-results file listing every verdict of ``results`` other than PASS.
+
+    Left out: N/A that the target file itself decides (role not played, feature not claimed),
+    which need not be listed. A reason carried by the result (a run with ``--expect`` whose
+    file already listed the same verdict) is kept; every other entry gets
+    :data:`PLACEHOLDER_REASON`, which :func:`load_expectations` refuses until it is replaced.
+    """
+    entries = []
+    for result in results:
+        if result.verdict is Verdict.PASS or (result.verdict is Verdict.NA and result.not_claimed):
+            continue
+        known = result.expected is result.verdict and result.expected_reason
+        entries.append(
+            {
+                "id": result.id,
+                "verdict": result.verdict.value,
+                "reason": result.expected_reason if known else PLACEHOLDER_REASON,
+            }
+        )
+    body = yaml.safe_dump({"target": target, "expectations": entries}, sort_keys=False, allow_unicode=True, width=1000)
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comments + body

@@ -23,19 +23,31 @@ import dns.resolver
 
 from conformance.drivers.tlsrpt_domain_check import TlsRptCheckConfig, check_tlsrpt_domain
 from conformance.errors import UsageError
-from conformance.mtasts_cli import _resolver
-from reference_impl.tlsrpt.errors import Finding, ReportError
+from conformance.lint_cli import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    counts,
+    finding_row,
+    parse_resolver,
+    print_domain_check,
+    print_findings,
+)
+from reference_impl.tlsrpt.errors import ReportError
 from reference_impl.tlsrpt.lint import lint_record
 from reference_impl.tlsrpt.validate import TxtLookup, Validation, validate_file
-
-EXIT_OK, EXIT_FINDINGS = 0, 1
 
 _EXAMPLES = """examples:
   mailtls tlsrpt check-record "v=TLSRPTv1; rua=mailto:tlsrpt@example.com"
   mailtls tlsrpt check-domain example.com --resolver 127.0.0.1:53
   mailtls tlsrpt validate report.json.gz
   mailtls tlsrpt validate --resolver 9.9.9.9 received-report.eml
+
+exit status: 0 no error (warnings allowed); 1 at least one error; 2 bad usage or an unreadable file.
 """
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -43,20 +55,48 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p_rpt = sub.add_parser(
         "tlsrpt",
         help="check a TLSRPT record or validate reports (RFC 8460)",
+        description="Operator checks of SMTP TLS Reporting (RFC 8460): lint a _smtp._tls record, look one "
+        "up, or validate reports as received. Every rule broken is named with its section.",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rpt: Any = p_rpt.add_subparsers(dest="tlsrpt_command", required=True, parser_class=parser_class)
-    p_record = rpt.add_parser("check-record", help="check one _smtp._tls TXT record text (RFC 8460 3)")
+    p_record = rpt.add_parser(
+        "check-record",
+        help="check one _smtp._tls TXT record text (RFC 8460 3)",
+        description="Check the text of one _smtp._tls TXT record against RFC 8460 section 3.",
+        epilog=_examples('mailtls tlsrpt check-record "v=TLSRPTv1; rua=mailto:tlsrpt@example.com"'),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_record.add_argument("text", help='the record, e.g. "v=TLSRPTv1; rua=mailto:tlsrpt@example.com"')
-    p_record.add_argument("--json", action="store_true")
-    p_domain = rpt.add_parser("check-domain", help="look up and check a domain's _smtp._tls record")
-    p_domain.add_argument("domain")
+    p_record.add_argument("--json", action="store_true", help="machine-readable output")
+    p_domain = rpt.add_parser(
+        "check-domain",
+        help="look up and check a domain's _smtp._tls record",
+        description="Look up the _smtp._tls TXT record of a domain and check it (RFC 8460 section 3).",
+        epilog=_examples(
+            "mailtls tlsrpt check-domain example.com",
+            "mailtls tlsrpt check-domain example.com --resolver 127.0.0.1:5353 --json",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_domain.add_argument("domain", help="the policy domain, e.g. example.com")
     p_domain.add_argument("--resolver", metavar="ADDR[:PORT]", help="DNS server to ask (default: the system's)")
-    p_domain.add_argument("--timeout", type=float, default=10.0)
-    p_domain.add_argument("--json", action="store_true")
-    p_val = rpt.add_parser("validate", help="validate report files: JSON, gzip, or a whole report mail")
-    p_val.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p_domain.add_argument("--timeout", type=float, default=10.0, help="seconds for the lookup (default 10)")
+    p_domain.add_argument("--json", action="store_true", help="machine-readable output")
+    p_val = rpt.add_parser(
+        "validate",
+        help="validate report files: JSON, gzip, or a whole report mail",
+        description="Validate TLSRPT reports as received (RFC 8460 sections 3, 4, 5): a JSON file, a gzip "
+        "file, or a whole report mail, whose DKIM signature is checked when --resolver or --dkim-key "
+        "says where the key is. Size limits refuse gzip bombs.",
+        epilog=_examples(
+            "mailtls tlsrpt validate report.json.gz",
+            "mailtls tlsrpt validate --dkim-key sel._domainkey.example.com=key.txt received-report.eml",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_val.add_argument("files", nargs="+", type=Path, metavar="FILE", help="report files (.json, .gz, .eml)")
     p_val.add_argument(
         "--resolver", metavar="ADDR[:PORT]", help="DNS server for DKIM keys of report mail (default: not checked)"
     )
@@ -67,35 +107,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         metavar="NAME=FILE",
         help="a DKIM key record for NAME (e.g. sel._domainkey.example.com) from FILE, instead of DNS",
     )
-    p_val.add_argument("--json", action="store_true")
-
-
-def _finding_row(finding: Finding) -> dict[str, Any]:
-    return {
-        "rule": finding.rule,
-        "section": finding.section,
-        "severity": finding.severity,
-        "message": finding.message,
-        "where": finding.where,
-        "line": finding.line,
-    }
-
-
-def _counts(findings: Sequence[Finding]) -> tuple[int, int]:
-    errors = sum(1 for f in findings if f.severity == "error")
-    warnings = sum(1 for f in findings if f.severity == "warning")
-    return errors, warnings
-
-
-def _print_findings(findings: Sequence[Finding], as_json: bool, extra: dict[str, Any] | None = None) -> int:
-    errors, warnings = _counts(findings)
-    if as_json:
-        print(json.dumps({"ok": not errors, "findings": [_finding_row(f) for f in findings]} | (extra or {}), indent=2))
-    else:
-        for finding in findings:
-            print(finding)
-        print(f"{errors} error(s), {warnings} warning(s)")
-    return EXIT_FINDINGS if errors else EXIT_OK
+    p_val.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _dns_lookup(resolver: tuple[str, int]) -> TxtLookup:
@@ -138,7 +150,7 @@ def _file_lookup(pairs: Sequence[str], fallback: TxtLookup | None) -> TxtLookup 
 
 
 def _validate(args: argparse.Namespace) -> int:
-    resolver = _resolver(args.resolver)
+    resolver = parse_resolver(args.resolver)
     lookup = _file_lookup(args.dkim_key, _dns_lookup(resolver) if resolver else None)
     results: list[tuple[Path, Validation]] = []
     for path in args.files:
@@ -149,7 +161,7 @@ def _validate(args: argparse.Namespace) -> int:
     worst = EXIT_OK
     rows = []
     for path, validation in results:
-        errors, warnings = _counts(validation.findings)
+        errors, warnings = counts(validation.findings)
         worst = max(worst, EXIT_FINDINGS if errors else EXIT_OK)
         if args.json:
             rows.append(
@@ -158,7 +170,7 @@ def _validate(args: argparse.Namespace) -> int:
                     "form": validation.form,
                     "ok": validation.ok,
                     "dkim": validation.dkim,
-                    "findings": [_finding_row(f) for f in validation.findings],
+                    "findings": [finding_row(f) for f in validation.findings],
                 }
             )
             continue
@@ -172,12 +184,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.tlsrpt_command == "check-record":
-        return _print_findings(lint_record(args.text), args.json)
+        return print_findings(lint_record(args.text), args.json)
     if args.tlsrpt_command == "check-domain":
-        config = TlsRptCheckConfig(resolver=_resolver(args.resolver), timeout_s=args.timeout)
-        report = asyncio.run(check_tlsrpt_domain(args.domain, config))
-        if not args.json:
-            for line in report.evidence:
-                print(f"  {line}")
-        return _print_findings(report.findings, args.json, {"domain": report.domain, "evidence": report.evidence})
+        config = TlsRptCheckConfig(resolver=parse_resolver(args.resolver), timeout_s=args.timeout)
+        return print_domain_check(asyncio.run(check_tlsrpt_domain(args.domain, config)), args.json)
     return _validate(args)

@@ -61,6 +61,11 @@ class ScenarioResult:
     # Set when the run compares against an expected-results file (``--expect``).
     expected: Verdict | None = None
     expected_reason: str = ""
+    # From the catalog entry, for the report: the world the scenario stages (one line each),
+    # one line per expectation, and every requirement it tests (its own and its checks').
+    setup: tuple[str, ...] = ()
+    expected_behaviour: tuple[str, ...] = ()
+    covers: tuple[str, ...] = ()
 
     @property
     def unexpected(self) -> bool:
