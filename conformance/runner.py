@@ -33,7 +33,7 @@ from conformance.drivers.probe_requiretls import probe_requiretls
 from conformance.drivers.probes import PROBES, ProbeContext, ProbeError, ProbePrecondition
 from conformance.drivers.report_receiver import ReceiverDriverError, mail_report, post_report
 from conformance.drivers.report_run import run_report_phase
-from conformance.drivers.sending import InjectionError, run_sending
+from conformance.drivers.sending import InjectionError, RequireTlsRefused, run_sending
 from conformance.drivers.tlsrpt_domain_check import TlsRptCheckConfig, check_tlsrpt_domain
 from conformance.errors import WorldError
 from conformance.report import describe
@@ -142,6 +142,17 @@ async def run_scenario(
         )
     except ProbePrecondition as exc:
         return _result(entry, Verdict.NA, started, reason=f"precondition not met: {exc}")
+    except RequireTlsRefused as exc:
+        requirement = inventory.by_id[exc.requirement]
+        refused = CheckOutcome(
+            check="takes-requiretls",
+            requirement=requirement.id,
+            level=requirement.level.value,
+            verdict=Verdict.FAIL,
+            detail=str(exc),
+            evidence=tuple(exc.transcript),
+        )
+        return _result(entry, Verdict.FAIL, started, outcomes=[refused], evidence=exc.transcript)
     except (InjectionError, ProbeError, WorldError, ReceiverDriverError, ReportRequestError) as exc:
         return _result(entry, Verdict.ERROR, started, reason=str(exc))
     except Exception as exc:  # a bug or a peer crash must cost one scenario, not the run

@@ -40,6 +40,17 @@ class InjectionError(Exception):
     """The SUT did not accept the scenario's message for delivery: the verdict is ERROR."""
 
 
+class RequireTlsRefused(InjectionError):
+    """A SUT that claims REQUIRETLS did not take a REQUIRETLS message: no STARTTLS on its
+    submission endpoint, no REQUIRETLS in the EHLO after it, or the MAIL parameter refused.
+    That is the SUT's failure, not the run's: FAIL against ``requirement`` (RFC 8689 2, 4.1)."""
+
+    def __init__(self, message: str, requirement: str, transcript: list[str]) -> None:
+        super().__init__(message)
+        self.requirement = requirement
+        self.transcript = transcript
+
+
 @dataclass(frozen=True, slots=True)
 class SendingOutcome:
     decisions: list[tuple[SendingCheck | AnyOf, Decision]]
@@ -102,14 +113,30 @@ async def inject(
             raise InjectionError(f"submission greeting {greeting.code} {greeting.text}")
         if (reply := await client.command("EHLO inject.mailtls.test")).code != 250:
             raise InjectionError(f"EHLO refused: {reply.code} {reply.text}")
+        requiretls = requires_tls(params)
+
+        def refused(what: str, requirement: str) -> RequireTlsRefused:
+            return RequireTlsRefused(
+                f"the SUT claims REQUIRETLS but {what}, so it cannot take a REQUIRETLS message",
+                requirement,
+                list(client.transcript),
+            )
+
         if tls:
             if (reply := await client.command("STARTTLS")).code != 220:
-                raise InjectionError(f"STARTTLS refused on the submission endpoint: {reply.code} {reply.text}")
+                what = f"its submission endpoint refuses STARTTLS ({reply.code} {reply.text})"
+                if requiretls:
+                    raise refused(what, "rfc8689-4.1-tag-on-mail-param")
+                raise InjectionError(what)
             await client.starttls(unverified_context(), None)
             if (reply := await client.command("EHLO inject.mailtls.test")).code != 250:
                 raise InjectionError(f"EHLO after STARTTLS refused: {reply.code} {reply.text}")
+            if requiretls and "REQUIRETLS" not in reply.keywords():
+                raise refused("its EHLO after STARTTLS does not list it", "rfc8689-2-server-advertises-after-starttls")
         mail = f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params)
         if (reply := await client.command(mail)).code != 250:
+            if requiretls and 500 <= reply.code < 600:
+                raise refused(f"it refuses {mail!r} with {reply.code} {reply.text}", "rfc8689-4.1-tag-on-mail-param")
             raise InjectionError(f"MAIL refused: {reply.code} {reply.text}")
         for rcpt in recipients:
             if (reply := await client.command(f"RCPT TO:<{rcpt}>")).code not in (250, 251):
