@@ -280,12 +280,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
-    covered: dict[str, list[str]] = {}
-    for entry in catalog.entries:
-        checks = [*entry.scenario.expect, *(c for phase in entry.scenario.then for c in phase.expect)]
-        cited = set(entry.scenario.requirements) | {c.requirement for c in checks if c.requirement}
-        for req in cited:
-            covered.setdefault(req, []).append(entry.id)
+    covered = catalog.scenarios_by_requirement()
     rows = []
     for rfc in inventory.rfcs:
         reqs = inventory.for_rfc(rfc)
@@ -345,6 +340,7 @@ async def _run(
     entries: list[CatalogEntry],
     expectations: Expectations | None,
     selection: Selection,
+    in_catalog: dict[str, int],  # requirement id -> scenarios of the whole catalog that test it
 ) -> int:
     target = resolve_target(args.target)
     ports = Ports.privileged() if args.privileged else Ports.unprivileged()
@@ -393,7 +389,7 @@ async def _run(
         world=world_text,
         strict=args.strict,
     )
-    paths = write_report(args.report, run, results, inventory)
+    paths = write_report(args.report, run, results, inventory, in_catalog)
     display.summary(results, run.duration_s)
     print("report: " + ", ".join(str(p) for p in paths))
     if args.write_expect is not None:
@@ -447,7 +443,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_target(args.target)  # bad target: exit 2 before anything starts
     expectations = load_expectations(args.expect, {e.id for e in catalog.entries}) if args.expect else None
     try:
-        return asyncio.run(_run(args, inventory, entries, expectations, selection))
+        in_catalog = {req: len(ids) for req, ids in catalog.scenarios_by_requirement().items()}
+        return asyncio.run(_run(args, inventory, entries, expectations, selection, in_catalog))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

@@ -56,6 +56,17 @@ class Catalog:
             return list(self.entries)
         return [e for e in self.entries if any(fnmatch.fnmatchcase(e.id, p) for p in patterns)]
 
+    def scenarios_by_requirement(self) -> dict[str, list[str]]:
+        """Requirement id -> the ids of the scenarios that cite it (their own requirements and
+        those their checks cite, in every phase), catalog order."""
+        covered: dict[str, list[str]] = {}
+        for entry in self.entries:
+            checks = [*entry.scenario.expect, *(c for phase in entry.scenario.then for c in phase.expect)]
+            cited = dict.fromkeys([*entry.scenario.requirements, *(c.requirement for c in checks if c.requirement)])
+            for req in cited:
+                covered.setdefault(req, []).append(entry.id)
+        return covered
+
     def by_id(self, scenario_id: str) -> CatalogEntry:
         for entry in self.entries:
             if entry.id == scenario_id:

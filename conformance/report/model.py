@@ -115,15 +115,19 @@ class Requirement:
     gap: str
     implied: str
     scenarios: tuple[ScenarioRef, ...]
+    in_catalog: int | None = None  # scenarios of the whole catalog that test it; None: not known
 
     @property
     def status(self) -> str:
-        """tested, not-observable, uncovered (a known gap) or not-run (left out of this run)."""
+        """tested, not-observable, uncovered (no scenario in the catalog, or a known gap) or
+        not-run (the catalog tests it, this run left those scenarios out)."""
         if self.scenarios:
             return "tested"
         if not self.observable:
             return "not-observable"
-        return "uncovered" if self.gap else "not-run"
+        if self.in_catalog == 0 or (self.in_catalog is None and self.gap):
+            return "uncovered"
+        return "not-run"
 
     @property
     def verdict(self) -> Verdict | None:
@@ -311,6 +315,7 @@ def report_from_document(document: dict[str, Any]) -> Report:
                     gap=r["gap"] or "",
                     implied=r["implied"] or "",
                     scenarios=tuple(ScenarioRef(i, verdict_of[i]) for i in sorted(r["scenarios"]) if i in verdict_of),
+                    in_catalog=r.get("in_catalog"),
                 )
                 for r in document["requirements"]
             ),

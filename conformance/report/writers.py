@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,12 @@ class RunInfo:
     strict: bool = False  # --strict: WARN fails the run (and is a <failure> in junit.xml)
 
 
-def results_document(run: RunInfo, results: list[ScenarioResult], inventory: Inventory | None = None) -> dict[str, Any]:
+def results_document(
+    run: RunInfo,
+    results: list[ScenarioResult],
+    inventory: Inventory | None = None,
+    in_catalog: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The run as data (``schema/results.schema.json``): everything the HTML report shows, so
     ``mailtls report`` renders it again, or beside other runs, from this document alone."""
     inventory = inventory if inventory is not None else load_inventory()
@@ -56,14 +62,17 @@ def results_document(run: RunInfo, results: list[ScenarioResult], inventory: Inv
         "summary": {v.value: counts.get(v.value, 0) for v in Verdict}
         | {"total": len(results), "unexpected": sum(1 for r in results if r.unexpected)},
         "rfcs": [{"rfc": rfc, "title": inventory.titles[rfc]} for rfc in rfcs],
-        "requirements": _requirements_json(inventory, rfcs, results),
+        "requirements": _requirements_json(inventory, rfcs, results, in_catalog),
         "results": [_result_json(r) for r in results],
     }
 
 
-def _requirements_json(inventory: Inventory, rfcs: list[int], results: list[ScenarioResult]) -> list[dict[str, Any]]:
+def _requirements_json(
+    inventory: Inventory, rfcs: list[int], results: list[ScenarioResult], in_catalog: Mapping[str, int] | None
+) -> list[dict[str, Any]]:
     """The inventory entries of the run's RFCs, each with the ids of this run's scenarios that
-    test it (a scenario's own requirements and those its checks cite)."""
+    test it (a scenario's own requirements and those its checks cite), and, when known, how many
+    scenarios of the whole catalog do (0: no scenario yet; more: left out of this run)."""
     testing: dict[str, set[str]] = {}
     for result in results:
         cited = {*result.requirements, *result.covers, *(o.requirement for o in result.outcomes)}
@@ -84,6 +93,7 @@ def _requirements_json(inventory: Inventory, rfcs: list[int], results: list[Scen
             "implied": req.implied,
             "scenarios": sorted(testing.get(req.id, ())),
         }
+        | ({} if in_catalog is None else {"in_catalog": in_catalog.get(req.id, 0)})
         for rfc in rfcs
         for req in inventory.for_rfc(rfc)
     ]
@@ -247,21 +257,30 @@ def junit_document(run: RunInfo, results: list[ScenarioResult]) -> bytes:
     return document
 
 
-def html_document(run: RunInfo, results: list[ScenarioResult], inventory: Inventory | None = None) -> str:
+def html_document(
+    run: RunInfo,
+    results: list[ScenarioResult],
+    inventory: Inventory | None = None,
+    in_catalog: Mapping[str, int] | None = None,
+) -> str:
     """The HTML report, rendered from the results document (as ``mailtls report`` would)."""
-    return render(report_from_document(results_document(run, results, inventory)))
+    return render(report_from_document(results_document(run, results, inventory, in_catalog)))
 
 
 def write_report(
-    directory: Path, run: RunInfo, results: list[ScenarioResult], inventory: Inventory | None = None
+    directory: Path,
+    run: RunInfo,
+    results: list[ScenarioResult],
+    inventory: Inventory | None = None,
+    in_catalog: Mapping[str, int] | None = None,
 ) -> list[Path]:
     """Render all three files, then move them into ``directory`` together."""
     inventory = inventory if inventory is not None else load_inventory()
+    document = results_document(run, results, inventory, in_catalog)
     files = {
-        "results.json": json.dumps(results_document(run, results, inventory), indent=2, sort_keys=False).encode()
-        + b"\n",
+        "results.json": json.dumps(document, indent=2, sort_keys=False).encode() + b"\n",
         "junit.xml": junit_document(run, results),
-        "report.html": html_document(run, results, inventory).encode(),
+        "report.html": render(report_from_document(document)).encode(),
     }
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mailtls-", dir=directory))

@@ -7,6 +7,7 @@ import dataclasses
 from conformance.report.model import (
     Compliance,
     Report,
+    Requirement,
     anchor,
     comparison_from_documents,
     report_from_document,
@@ -77,6 +78,27 @@ def test_requirement_status_and_natural_section_order() -> None:
     assert by_id["rfc9901-10-unrun"].verdict is None
     first = report.rfcs[0]
     assert (first.requirements, first.observable, first.tested) == (6, 5, 3)
+
+
+def test_catalog_coverage_tells_uncovered_from_left_out() -> None:
+    """With how many catalog scenarios test each requirement (``in_catalog``), a requirement no
+    scenario of this run tests is uncovered (none in the catalog) or not-run (left out)."""
+    base = Requirement(
+        id="r",
+        rfc=1,
+        section="1",
+        level="MUST",
+        summary="s",
+        observable=True,
+        reason="",
+        gap="",
+        implied="",
+        scenarios=(),
+    )
+    assert dataclasses.replace(base, in_catalog=0).status == "uncovered"
+    assert dataclasses.replace(base, in_catalog=2).status == "not-run"
+    assert dataclasses.replace(base, gap="why", in_catalog=3).status == "not-run"
+    assert base.status == "not-run"  # not known: a requirement without a gap is assumed tested elsewhere
 
 
 def test_scenarios_sorted_and_carry_what_the_report_shows() -> None:

@@ -59,7 +59,7 @@ def test_a_failed_render_leaves_no_half_written_report(tmp_path: Path, monkeypat
     def broken(*args: object) -> str:
         raise RuntimeError("template exploded")
 
-    monkeypatch.setattr(writers, "html_document", broken)
+    monkeypatch.setattr(writers, "render", broken)
     with pytest.raises(RuntimeError):
         write_report(tmp_path, RUN, [result(Verdict.FAIL)])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
