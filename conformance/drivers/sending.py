@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -158,9 +159,11 @@ async def inject(
         await client.close()
 
 
-def story(log: ObservationLog) -> list[str]:
-    """The evidence of a sending scenario: what the SUT asked DNS, fetched, and said to whom."""
+def story(log: ObservationLog, certificates: Mapping[str, str] | None = None) -> list[str]:
+    """The evidence of a sending scenario: what the SUT asked DNS, fetched, and said to whom,
+    and the certificate each MX offered in a session that reached TLS."""
     lines: list[str] = []
+    shown: set[str] = set()
     for event in log.events:
         if isinstance(event, DnsQuery):
             lines.append(f"dns {event.transport} {event.qtype} {event.qname} -> {event.rcode} ({event.answers})")
@@ -170,6 +173,12 @@ def story(log: ObservationLog) -> list[str]:
             lines.append(f"attacker at {event.host}: {event.action} {event.detail}".rstrip())
         elif isinstance(event, SmtpSession):
             lines.extend(session_lines(event))
+            offered = (certificates or {}).get(event.host)
+            # Offered once STARTTLS was asked for, even when the SUT then refused it.
+            asked = any(line.direction == "c2s" and line.text.upper() == "STARTTLS" for line in event.lines)
+            if offered and asked and event.host not in shown:
+                shown.add(event.host)
+                lines.append(f"  certificate offered by {event.host}: {offered}")
     return lines
 
 
@@ -239,7 +248,7 @@ async def run_sending(
                     await task
     assert result is not None
     await _sessions_closed(stage.phase_log, min(deadline, time.monotonic() + _TRANSCRIPT_WAIT_S))
-    evidence += story(stage.phase_log)
+    evidence += story(stage.phase_log, stage.certificates)
     if settled:
         evidence.append(f"the SUT reports the message {settled}")
     return SendingOutcome(decisions=list(zip(checks, result, strict=True)), evidence=evidence)

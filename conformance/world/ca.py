@@ -108,6 +108,17 @@ class IssuedCert:
     # SHA-256 of the SubjectPublicKeyInfo, hex: the data of a "3 1 1" TLSA record (RFC 6698).
     spki_sha256: str
 
+    def describe(self) -> str:
+        """One evidence line: what a client was shown (subject, names, issuer, validity)."""
+        leaf = x509.load_der_x509_certificate(self.der)
+        subject, issuer = leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string()
+        names = ", ".join(self.dns_names) or "no DNS names (CN only)"
+        signer = "self-signed" if subject == issuer else f"issuer {issuer}"
+        return (
+            f"{subject or '(empty subject)'}; SAN {names}; {signer}; "
+            f"valid {self.not_before:%Y-%m-%d} to {self.not_after:%Y-%m-%d}; profile {self.spec.profile.value}"
+        )
+
 
 def der_length(n: int) -> bytes:
     """DER length octets (X.690 Section 8.1.3): short form below 128, else long form."""

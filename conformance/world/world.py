@@ -118,6 +118,7 @@ class Stage:
     zone: DnsSpec = field(default_factory=DnsSpec)  # what the world's DNS serves for the stage now
     policy_hosts: dict[str, PolicyHost] = field(default_factory=dict)  # concrete, by name
     smtp_hosts: frozenset[str] = frozenset()  # the names of the stage's MX hosts
+    certificates: dict[str, str] = field(default_factory=dict)  # MX host -> the certificate it offers, described
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
     def observe(self, event: Observation) -> None:
@@ -368,7 +369,9 @@ class World:
         # Empty names: the CA uses the host's own name (and the wrong-name profile its own).
         cert = behaviour.cert.model_copy(update={"names": tuple(stage.expand(n) for n in behaviour.cert.names)})
         # DANE (RFC 7672): ``{tlsa:<host>}`` in a TLSA record is the host's DANE-EE SPKI SHA-256.
-        stage.names[f"tlsa:{name}"] = dane_ee_tlsa(self.ca.issue(name, cert).chain_pem)
+        issued = self.ca.issue(name, cert)
+        stage.names[f"tlsa:{name}"] = dane_ee_tlsa(issued.chain_pem)
+        stage.certificates[name] = issued.describe()
 
         def factory(cert: CertSpec = cert) -> ssl.SSLContext:
             return self.ca.server_context(name, cert, tls_min=behaviour.tls_min, tls_max=behaviour.tls_max)
