@@ -473,7 +473,7 @@ class ReferenceMta:
             route = await resolve_route(job.domain, self._dns, self.variant.mx_ordering)
             dane = NO_DANE if no_policy else await self._dane(job.domain, route)
             result = await deliver_job(delivery_job, route, settings, sts, dane)
-            outcomes = result.outcomes
+            outcomes = rt.optional_outcomes(result.outcomes) if tls_optional else result.outcomes
             records = (*records, *result.tls_records)
             if job.tlsrpt_report and not parts.records_report_sessions:
                 records = ()  # RFC 8460 section 3: "SHOULD NOT include this SMTP session in the next report"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from reference_impl.mta.config import MtaVariant
 from reference_impl.mta.delivery import report_mail_tls
-from reference_impl.mta.queue import OutcomeKind
+from reference_impl.mta.queue import OutcomeKind, RecipientOutcome
 from reference_impl.requiretls.bounce import BounceRules, has_requiretls, ndn_return_full
 from reference_impl.requiretls.header import find_tls_required
 from reference_impl.requiretls.nexthop import (
@@ -109,6 +109,15 @@ def _header_anywhere(mail_params: Sequence[str], data: bytes) -> bool:
     return not has_requiretls(mail_params) and _ANY_TLS_REQUIRED.search(data) is not None
 
 
+def _tls_refusal_deferred(outcomes: tuple[RecipientOutcome, ...]) -> tuple[RecipientOutcome, ...]:
+    return tuple(
+        dataclasses.replace(o, kind=OutcomeKind.TEMPORARY, status="4" + o.status[1:])
+        if o.kind is OutcomeKind.PERMANENT and o.status.startswith("5.7.")
+        else o
+        for o in outcomes
+    )
+
+
 def _header_ignored(mail_params: Sequence[str], data: bytes) -> bool:
     return False
 
@@ -165,6 +174,7 @@ REQUIRETLS_MUTANTS = (
     MtaVariant(name="tls-required-exact-line", requiretls=_parts(tls_optional=_header_exact_line)),
     MtaVariant(name="tls-required-repeated-honoured", requiretls=_parts(tls_optional=_header_repeated_ok)),
     MtaVariant(name="tls-required-anywhere", requiretls=_parts(tls_optional=_header_anywhere)),
+    MtaVariant(name="tls-required-refusal-deferred", requiretls=_parts(optional_outcomes=_tls_refusal_deferred)),
 )
 
 REQUIRETLS_DESCRIPTIONS = {
@@ -198,4 +208,6 @@ REQUIRETLS_DESCRIPTIONS = {
     "tls-required-repeated-honoured": "honours TLS-Required: No even when the field appears more than once "
     "(RFC 8689 3)",
     "tls-required-anywhere": "a 'TLS-Required: No' line in the body counts as the header field (RFC 8689 4.1)",
+    "tls-required-refusal-deferred": "a TLS-Required: No message refused for want of TLS (530) is deferred, "
+    "no NDN (RFC 8689 4.2.2)",
 }

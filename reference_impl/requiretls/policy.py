@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reference_impl.mta.delivery import TlsAction, TlsDecision, TlsSituation
-from reference_impl.mta.queue import OutcomeKind
+from reference_impl.mta.queue import OutcomeKind, RecipientOutcome
 from reference_impl.requiretls.bounce import BounceRules, has_requiretls
 from reference_impl.requiretls.header import TlsRequired, find_tls_required
 from reference_impl.requiretls.nexthop import (
@@ -38,6 +38,7 @@ __all__ = [
     "NoHopOutcome",
     "RequireTlsParts",
     "SessionCheck",
+    "as_given",
     "bounce_at_once",
     "header_makes_tls_optional",
     "keep_params",
@@ -69,6 +70,13 @@ def bounce_at_once(failure: NextHopFailure) -> tuple[OutcomeKind, str]:
     return OutcomeKind.PERMANENT, failure_status(failure)
 
 
+def as_given(outcomes: tuple[RecipientOutcome, ...]) -> tuple[RecipientOutcome, ...]:
+    """Section 4.2.2: "A non-delivery notification MUST be returned to the sender if message
+    relay fails due to an inability to negotiate STARTTLS when required by the server": the
+    server's 5xx stays a permanent failure (a bounce), as for any message."""
+    return outcomes
+
+
 def header_makes_tls_optional(mail_params: Sequence[str], data: bytes) -> bool:
     """Sections 4.1 and 4.2.2: a message with one well-formed ``TLS-Required: No`` and no
     REQUIRETLS MAIL parameter is relayed with TLS optional."""
@@ -92,6 +100,9 @@ class RequireTlsParts:
     no_hop_outcome: NoHopOutcome = bounce_at_once
     tls_optional: TlsOptional = header_makes_tls_optional
     optional_attempts_starttls: bool = True  # section 4.2.2: still try STARTTLS
+    # Section 4.2.2: the outcomes of a TLS-optional message as the transaction gave them; a
+    # server that insists on STARTTLS (530) makes them permanent, so an NDN is returned.
+    optional_outcomes: Callable[[tuple[RecipientOutcome, ...]], tuple[RecipientOutcome, ...]] = as_given
     bounce: BounceRules = field(default_factory=BounceRules)
     # Section 5: the NDN of a REQUIRETLS message is protected like the original (the 4.2.1
     # conditions) but not held back for a next hop that lacks the REQUIRETLS keyword.

@@ -321,4 +321,4 @@ def test_every_requiretls_mutant_is_registered() -> None:
     judged = [v for v in REQUIRETLS_MUTANTS if v not in REQUIRETLS_UNJUDGED]
     assert all(v in ALL_MUTANTS and v.name in MUTANTS for v in judged)
     assert [v.name for v in REQUIRETLS_UNJUDGED] == ["requiretls-before-tls"]
-    assert len(REQUIRETLS_MUTANTS) == 22
+    assert len(REQUIRETLS_MUTANTS) == 23
