@@ -4,6 +4,11 @@ Exit status: 0 nothing failed; 1 a scenario FAILed or ERRORed (with ``--strict``
 with ``--expect`` any verdict other than the file's; for ``compare``, a regression); 2 bad
 usage or bad input (the message names the file, line and field); 130 interrupted (what was
 decided is written).
+
+This module holds the entry point (``main``), the top-level parser with the command table, and
+the small commands ``list``, ``requirements``, ``targets``, ``compare`` and ``world``. The larger
+commands live in their own modules, each with ``add_parser`` and ``run``: ``run_cli`` (``run``),
+``mtasts_cli``, ``tlsrpt_cli`` and ``report_cli``; what they share is in ``cli_common``.
 """
 
 from __future__ import annotations
@@ -11,31 +16,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import ipaddress
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance import __version__, mtasts_cli, report_cli, tlsrpt_cli
-from conformance.catalog.loader import Catalog, CatalogEntry, load_catalog
-from conformance.catalog.requirements import Inventory, load_inventory
+from conformance import __version__, mtasts_cli, report_cli, run_cli, tlsrpt_cli
+from conformance.catalog.loader import Catalog, CatalogEntry
+from conformance.catalog.requirements import Inventory
+from conformance.cli_common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, command, examples, load, network
 from conformance.compare import compare, read_results
-from conformance.console import make_display
 from conformance.errors import ConformanceError, DataFileError, UsageError
-from conformance.expectations import PLACEHOLDER_REASON, Expectations, expectations_yaml, load_expectations
-from conformance.report.writers import RunInfo, write_report
-from conformance.runner import run_all
 from conformance.selection import Selection, add_selection_arguments
-from conformance.targets.registry import MUTANTS, resolve_target
-from conformance.verdict import ScenarioResult, Verdict
+from conformance.targets.registry import MUTANTS
 from conformance.world.world import Ports, World
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,40 +39,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _network(text: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(text, strict=True)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 network in CIDR form: {exc}") from exc
-
-
-def _examples(*lines: str) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def _command(sub: Any, name: str, summary: str, description: str, *examples: str) -> argparse.ArgumentParser:
-    """A subcommand with its description and an epilog of examples, formatted as written."""
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name,
-        help=summary,
-        description=description,
-        epilog=_examples(*examples),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return parser
-
-
-_EXIT_RUN = """exit status: 0 nothing failed; 1 a scenario gave FAIL or ERROR (with --strict also WARN;
-with --expect: any verdict other than the file's, in either direction); 2 bad usage or a
-malformed scenario, target or expected-results file; 130 interrupted (the report is written)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mailtls",
         description="Conformance tests for the transport-security RFCs of mail (MTA-STS, TLSRPT, REQUIRETLS, "
         "RFC 8314, RFC 7817) and XMPP (RFC 7590), against a simulated world on loopback addresses.",
-        epilog=_examples(
+        epilog=examples(
             "mailtls list --rfc 8461",
             "mailtls run --select 'mta-sts/*' --report out",
             "mailtls run --target my-mta.toml --privileged --expect expected.yaml",
@@ -90,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inventory", type=Path, help="requirement inventory folder (default: installed)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p_list = _command(
+    p_list = command(
         sub,
         "list",
         "list the scenarios of the catalog",
@@ -103,85 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
     add_selection_arguments(p_list)
 
-    p_run = _command(
-        sub,
-        "run",
-        "run scenarios against a target and write the report",
-        "Run scenarios against a target (the reference implementation, a mutant, or an external SUT "
-        "described by a TOML file) and write DIR/results.json, DIR/junit.xml and DIR/report.html.\n"
-        "On a terminal it shows a progress bar with the verdict counts; elsewhere (CI logs, pipes) one "
-        "plain line per scenario. Both end with a table of verdicts per RFC.\n\n" + _EXIT_RUN,
-        "mailtls run                                        # the whole catalog against the reference",
-        "mailtls run --target mutant:requiretls-param-dropped --select 'requiretls/*'",
-        "mailtls run --target my-mta.toml --privileged --rfc 8461 --level must --report out",
-        "mailtls run --target my-mta.toml --expect expected.yaml      # CI: fail only on a change",
-        "mailtls run --target my-mta.toml --write-expect expected.yaml  # start a baseline",
-        "mailtls run --strict -j 4 --exclude 'xmpp/*' -v",
-    )
-    p_run.add_argument(
-        "--target",
-        default="reference",
-        help="reference (default), mutant:NAME (see `mailtls targets`), or the path of a target TOML file",
-    )
-    add_selection_arguments(p_run)
-    p_run.add_argument(
-        "--report",
-        type=Path,
-        default=Path("reports"),
-        metavar="DIR",
-        help="where results.json, junit.xml and report.html go (default: reports)",
-    )
-    p_run.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="scenarios run at once")
-    p_run.add_argument(
-        "--privileged",
-        action="store_true",
-        help="serve DNS/HTTPS/SMTP on ports 53/443/25 (for external SUTs; needs root)",
-    )
-    loudness = p_run.add_mutually_exclusive_group()
-    loudness.add_argument(
-        "-q", "--quiet", action="store_true", help="no line per scenario and no table: only the summary line"
-    )
-    loudness.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="under each scenario that did not PASS: its reason, and each check that did not pass with its evidence",
-    )
-    p_run.add_argument(
-        "--network",
-        type=_network,
-        metavar="CIDR",
-        help="bind the world to these addresses (configured on this machine) instead of a "
-        "loopback /16, e.g. for a SUT on another host",
-    )
-    p_run.add_argument(
-        "--strict",
-        action="store_true",
-        help="a WARN (a SHOULD not followed) fails the run too: exit 1, and a <failure> in junit.xml "
-        "(no effect with --expect, where a WARN not in the file already fails)",
-    )
-    p_run.add_argument(
-        "--expect",
-        type=Path,
-        metavar="FILE",
-        help="expected-results file: fail only where a verdict differs from it, in either direction",
-    )
-    p_run.add_argument(
-        "--write-expect",
-        type=Path,
-        metavar="FILE",
-        help=f"write an expected-results file from this run's verdicts other than PASS, each with the reason "
-        f"{PLACEHOLDER_REASON!r} to replace (--expect refuses the file until every reason is real)",
-    )
-    p_run.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help="cap every scenario's deadline at S seconds (default: each scenario's own)",
-    )
+    run_cli.add_parser(sub, _Parser)
 
-    p_req = _command(
+    p_req = command(
         sub,
         "requirements",
         "requirement coverage per RFC",
@@ -195,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_req.add_argument("--rfc", type=int, action="append", default=[], help="only this RFC (repeatable)")
     p_req.add_argument("--uncovered", action="store_true", help="list observable requirements no scenario covers")
 
-    _command(
+    command(
         sub,
         "targets",
         "list the built-in targets and mutants",
@@ -205,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mailtls run --target mutant:keeps-pipelined-plaintext --select 'smtp/receive/*'",
     )
 
-    p_cmp = _command(
+    p_cmp = command(
         sub,
         "compare",
         "compare two results.json files: regressions, fixes, other changes",
@@ -225,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     tlsrpt_cli.add_parser(sub, _Parser)
     report_cli.add_parser(sub, _Parser)
 
-    p_world = _command(
+    p_world = command(
         sub,
         "world",
         "start the world alone and print how to point a SUT at it",
@@ -237,15 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_world.add_argument("--privileged", action="store_true", help="ports 53/443/25 (needs root)")
     p_world.add_argument(
-        "--network", type=_network, metavar="CIDR", help="bind the world to these addresses instead of a loopback /16"
+        "--network", type=network, metavar="CIDR", help="bind the world to these addresses instead of a loopback /16"
     )
     p_world.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
     return parser
-
-
-def _load(args: argparse.Namespace) -> tuple[Inventory, Catalog]:
-    inventory = load_inventory(args.inventory)
-    return inventory, load_catalog(inventory, args.catalog)
 
 
 def _entry_json(entry: CatalogEntry) -> dict[str, Any]:
@@ -266,7 +153,7 @@ def _entry_json(entry: CatalogEntry) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _, catalog = _load(args)
+    _, catalog = load(args)
     entries = Selection.from_args(args).apply(catalog)
     if args.json:
         print(json.dumps([_entry_json(e) for e in entries], indent=2))
@@ -307,7 +194,7 @@ def coverage(inventory: Inventory, catalog: Catalog) -> list[dict[str, Any]]:
 
 
 def cmd_requirements(args: argparse.Namespace) -> int:
-    inventory, catalog = _load(args)
+    inventory, catalog = load(args)
     rows = [r for r in coverage(inventory, catalog) if not args.rfc or r["rfc"] in args.rfc]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -332,121 +219,6 @@ def cmd_targets(args: argparse.Namespace) -> int:
         print(f"mutant:{mutant.name:20} {mutant.description}")
     print("PATH.toml            an external SUT described by a target file (see README)")
     return EXIT_OK
-
-
-async def _run(
-    args: argparse.Namespace,
-    inventory: Inventory,
-    entries: list[CatalogEntry],
-    expectations: Expectations | None,
-    selection: Selection,
-    in_catalog: dict[str, int],  # requirement id -> scenarios of the whole catalog that test it
-) -> int:
-    target = resolve_target(args.target)
-    ports = Ports.privileged() if args.privileged else Ports.unprivileged()
-    started_wall = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    started = time.monotonic()
-    decided: list[ScenarioResult] = []
-    display = make_display(sys.stdout, quiet=args.quiet, verbose=args.verbose)
-
-    def collect(result: ScenarioResult) -> None:
-        decided.append(result)
-        display.result(result)
-
-    interrupted = False
-    world = World(ports=ports, network=args.network)
-    display.start(len(entries))
-    try:
-        try:
-            await world.start()
-            world_text = f"{world.info.network} dns={world.info.resolver[0]}:{world.info.resolver[1]}"
-            await target.start(world)
-            try:
-                await run_all(
-                    entries, world, target, inventory, jobs=args.jobs, on_result=collect, timeout_cap_s=args.timeout
-                )
-            except asyncio.CancelledError:
-                interrupted = True
-            finally:
-                await target.stop()
-        finally:
-            await world.stop()
-    finally:
-        display.stop()
-    order = {e.id: i for i, e in enumerate(entries)}
-    results = sorted(decided, key=lambda r: order[r.id])
-    if expectations is not None:
-        results = [expectations.annotate(r) for r in results]
-    run = RunInfo(
-        target=args.target if not args.target.endswith(".toml") else target.name,
-        target_description=target.description,
-        target_version=target.version,
-        started_at=started_wall.isoformat().replace("+00:00", "Z"),
-        duration_s=round(time.monotonic() - started, 3),
-        jobs=args.jobs,
-        selection=selection.describe(),
-        interrupted=interrupted,
-        world=world_text,
-        strict=args.strict,
-    )
-    paths = write_report(args.report, run, results, inventory, in_catalog)
-    display.summary(results, run.duration_s)
-    print("report: " + ", ".join(str(p) for p in paths))
-    if args.write_expect is not None:
-        _write_expect(args.write_expect, run, results, selection)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if expectations is not None:
-        surprises = [r for r in results if r.unexpected]
-        for r in surprises:
-            assert r.expected is not None
-            print(f"UNEXPECTED {r.id}: expected {r.expected.value}, got {r.verdict.value}")
-        print(f"{len(surprises)} unexpected verdicts against {expectations.path}")
-        return EXIT_FAILED if surprises else EXIT_OK
-    failed = [r for r in results if r.verdict.bad or (args.strict and r.verdict is Verdict.WARN)]
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _write_expect(path: Path, run: RunInfo, results: list[ScenarioResult], selection: Selection) -> None:
-    if run.interrupted:
-        print(f"mailtls: {path} not written: the run was interrupted, its verdicts are incomplete", file=sys.stderr)
-        return
-    header = (
-        f"Expected results for {run.target}, written by `mailtls run --write-expect` from the run of\n"
-        f"{run.started_at} ({selection}).\n"
-        f"Replace every {PLACEHOLDER_REASON!r} with why the target gives that verdict:\n"
-        "`mailtls run --expect` refuses this file until each reason is real."
-    )
-    text = expectations_yaml(run.target, results, header=header)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--write-expect {path}: cannot write: {exc.strerror or exc}") from exc
-    listed = text.count(f"reason: '{PLACEHOLDER_REASON}'")
-    print(f"expected results: {path} ({listed} reason(s) to fill in)")
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if args.write_expect is not None and not args.write_expect.parent.is_dir():
-        raise UsageError(f"--write-expect {args.write_expect}: no directory {args.write_expect.parent}")
-    inventory, catalog = _load(args)
-    selection = Selection.from_args(args)
-    entries = selection.apply(catalog)
-    if not entries:
-        raise UsageError(
-            f"no scenario matches {selection}; check the selection with `mailtls list` and the same options"
-        )
-    resolve_target(args.target)  # bad target: exit 2 before anything starts
-    expectations = load_expectations(args.expect, {e.id for e in catalog.entries}) if args.expect else None
-    try:
-        in_catalog = {req: len(ids) for req, ids in catalog.scenarios_by_requirement().items()}
-        return asyncio.run(_run(args, inventory, entries, expectations, selection, in_catalog))
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -482,7 +254,7 @@ COMMANDS = {
     "tlsrpt": tlsrpt_cli.run,
     "report": report_cli.run,
     "list": cmd_list,
-    "run": cmd_run,
+    "run": run_cli.run,
     "requirements": cmd_requirements,
     "targets": cmd_targets,
     "compare": cmd_compare,

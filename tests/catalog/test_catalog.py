@@ -97,9 +97,7 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
         (GOOD.replace("id: test/example/one", "id: Not An Id"), 2, "scenarios[0].id"),
     ],
 )
-def test_schema_errors_name_file_line_and_field(
-    tmp_path: Path, broken: str, line: int, field: str
-) -> None:
+def test_schema_errors_name_file_line_and_field(tmp_path: Path, broken: str, line: int, field: str) -> None:
     with pytest.raises(DataFileError) as err:
         load_text(tmp_path, broken)
     assert err.value.path == tmp_path / "x.yaml"

@@ -43,11 +43,7 @@ def test_every_quote_carries_its_level_keyword(rfc: int) -> None:
         Level.SHOULD_NOT: ("SHOULD NOT", "NOT RECOMMENDED"),
         Level.MAY: ("MAY", "OPTIONAL"),
     }
-    wrong = [
-        r.id
-        for r in INVENTORY.for_rfc(rfc)
-        if not r.implied and not any(k in r.quote for k in synonyms[r.level])
-    ]
+    wrong = [r.id for r in INVENTORY.for_rfc(rfc) if not r.implied and not any(k in r.quote for k in synonyms[r.level])]
     assert wrong == []
 
 

@@ -12,15 +12,24 @@ from conformance.report import writers
 from conformance.report.writers import RunInfo, write_report
 from conformance.verdict import CheckOutcome, ScenarioResult, Verdict
 
-RUN = RunInfo(target="reference", target_description="", target_version="0.1", started_at="2026-11-29T00:00:00Z",
-              duration_s=1.5)
+RUN = RunInfo(
+    target="reference", target_description="", target_version="0.1", started_at="2026-11-29T00:00:00Z", duration_s=1.5
+)
 
 
 def result(verdict: Verdict, *, evidence: tuple[str, ...] = (), scenario_id: str = "smtp/x/y") -> ScenarioResult:
     return ScenarioResult(
-        id=scenario_id, title="A title", rfc=3207, section="4.2", level="MUST", role="receiving-mta",
-        requirements=("rfc3207-4.2-x",), verdict=verdict, duration_s=0.01,
-        outcomes=(CheckOutcome("fact", "rfc3207-4.2-x", "MUST", verdict, "detail <b>"),), evidence=evidence,
+        id=scenario_id,
+        title="A title",
+        rfc=3207,
+        section="4.2",
+        level="MUST",
+        role="receiving-mta",
+        requirements=("rfc3207-4.2-x",),
+        verdict=verdict,
+        duration_s=0.01,
+        outcomes=(CheckOutcome("fact", "rfc3207-4.2-x", "MUST", verdict, "detail <b>"),),
+        evidence=evidence,
     )
 
 
