@@ -5,5 +5,5 @@ presented certificate chain against them (RFC 7672 section 3).
 pulls the SubjectPublicKeyInfo out of a certificate; :mod:`.chain` holds the DANE-TA(2) checks
 (issuer links, reference identifiers). Nothing here does I/O: the TLSA lookup and the TLS
 handshake are the reference MTA's (:mod:`reference_impl.mta.danediscover`,
-:mod:`reference_impl.mta.sender`).
+:mod:`reference_impl.mta.securing`).
 """

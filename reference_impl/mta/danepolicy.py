@@ -2,7 +2,7 @@
 
 The TLSA lookups themselves are the asyncio edge's (:mod:`reference_impl.mta.danediscover`);
 this module decides what their answers mean for each MX host of a delivery job, and the
-sender (:mod:`reference_impl.mta.sender`) obeys:
+sender (:mod:`reference_impl.mta.sender`, the handshake in :mod:`reference_impl.mta.securing`) obeys:
 
 * :func:`secure_destination`: RFC 7672 sections 2.2.1-2.2.3. TLSA records are looked up only
   for an MX host that was found securely: the MX RRset (or, for the implicit MX of section
