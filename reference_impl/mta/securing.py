@@ -172,14 +172,19 @@ async def secure(
             sending_ip=local_ip,
         )
 
-    if not settings.attempt_starttls or "STARTTLS" not in client.extensions:
-        detail = "STARTTLS not offered" if settings.attempt_starttls else "STARTTLS not tried"
+    def without_tls(stage: TlsStage, detail: str) -> tuple[SmtpClient, TlsSessionRecord] | Attempt:
+        """No TLS on this session (not offered, not tried, refused): plaintext or give up."""
         result = TlsResultType.STARTTLS_NOT_SUPPORTED
         record = make_record(result, reason=detail)
-        action = tls_decision(situation(TlsStage.NOT_OFFERED, result, detail))
+        action = tls_decision(situation(stage, result, detail))
         if action is TlsAction.CONTINUE_PLAINTEXT:
             return client, record
         return Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
+
+    if not settings.attempt_starttls or "STARTTLS" not in client.extensions:
+        return without_tls(
+            TlsStage.NOT_OFFERED, "STARTTLS not offered" if settings.attempt_starttls else "STARTTLS not tried"
+        )
 
     # RFC 7672 section 3: under DANE the TLSA records authenticate the server, not the Web PKI;
     # with only unusable records nothing would, and a REQUIRETLS message (RFC 8689 4.2.1) then
@@ -205,13 +210,7 @@ async def secure(
         return await _after_failed_handshake(job, host, address, settings, policy, failure)
     if reply.code != 220:
         # RFC 3207 section 4: e.g. 454 "TLS not available due to temporary reason".
-        detail = "STARTTLS refused: " + decide.reply_text(reply.code, reply.lines)
-        result = TlsResultType.STARTTLS_NOT_SUPPORTED
-        record = make_record(result, reason=detail)
-        action = tls_decision(situation(TlsStage.REFUSED, result, detail))
-        if action is TlsAction.CONTINUE_PLAINTEXT:
-            return client, record
-        return Attempt(record=record, error=f"{detail}; TLS policy: {action.value}")
+        return without_tls(TlsStage.REFUSED, "STARTTLS refused: " + decide.reply_text(reply.code, reply.lines))
     if not decide.version_at_least(client.tls_version, settings.tls_floor):
         # RFC 8461 section 7.2: TLS 1.2 or higher (the contexts refuse less; this is the rule).
         detail = f"{client.tls_version} is below {settings.tls_floor}"
